@@ -1,0 +1,5 @@
+"""CLI verbs, one module per area; `backroom.cli` registers each module's `register(app)`.
+
+Keeping areas in their own modules lets the vision, demand and data verbs grow without one
+giant cli.py; each verb stays thin and calls a plain function of `backroom/`.
+"""

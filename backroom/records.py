@@ -1,0 +1,267 @@
+"""Event records of every topic in the contract: one source of truth.
+
+Print their JSON Schemas with `backroom schema` (or `backroom schema pos.sales`).
+`decode(topic, raw)` turns raw Kafka bytes into a validated record or raises `InvalidEvent`
+with a reason a person can act on; the worker sends that reason to `dead-letter`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+# Far-past and far-future stamps are almost always unit bugs (seconds vs ms) or clock faults.
+MIN_YEAR, MAX_YEAR = 2000, 2100
+MAX_QTY = 100_000
+
+Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+EventId = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
+
+
+def _sane_year(ts: datetime) -> datetime:
+    if not MIN_YEAR <= ts.year <= MAX_YEAR:
+        raise ValueError(f"timestamp year {ts.year} outside {MIN_YEAR}..{MAX_YEAR}")
+    return ts
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_sane_year)]
+
+
+class InvalidEvent(ValueError):
+    """A record that cannot be processed; `reason` goes to dead-letter."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Record(BaseModel):
+    # Unknown fields are ignored so producers can add fields before consumers know them.
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+    def to_json(self) -> bytes:
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+# --- master data -----------------------------------------------------------------------------
+
+
+class CatalogSku(Record):
+    sku: Code
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    category: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    shelf_capacity: int = Field(ge=1, le=MAX_QTY)
+    min_shelf_qty: int = Field(ge=0, le=MAX_QTY)
+    lead_time_hours: float = Field(ge=0, le=24 * 365)
+    case_pack: int = Field(ge=1, le=MAX_QTY)
+    unit_cost: float | None = Field(default=None, ge=0)
+    aisle: str | None = Field(default=None, max_length=50)
+
+
+class PlanogramSlot(Record):
+    sku: Code
+    box: Annotated[list[float], Field(min_length=4, max_length=4)]
+    facings: int = Field(ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _box_in_frame(self) -> PlanogramSlot:
+        x0, y0, x1, y1 = self.box
+        if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+            raise ValueError("box must be [x0, y0, x1, y1] with 0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1")
+        return self
+
+
+class Planogram(Record):
+    store_id: Code
+    camera_id: Code
+    slots: list[PlanogramSlot] = Field(max_length=500)
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+class Sale(Record):
+    event_id: EventId
+    ts: Timestamp
+    store_id: Code
+    sku: Code
+    qty: int = Field(ge=1, le=MAX_QTY)
+    unit_price: float | None = Field(default=None, ge=0)
+    register_id: str | None = Field(default=None, max_length=64)
+
+
+ScanKind = Literal["receive", "move_to_shelf", "count", "adjust"]
+Location = Literal["backroom", "shelf"]
+
+
+class Scan(Record):
+    event_id: EventId
+    ts: Timestamp
+    store_id: Code
+    sku: Code
+    kind: ScanKind
+    qty: int = Field(ge=-MAX_QTY, le=MAX_QTY)
+    location: Location = "backroom"
+
+    @model_validator(mode="after")
+    def _qty_fits_kind(self) -> Scan:
+        if self.kind in ("receive", "move_to_shelf") and self.qty < 1:
+            raise ValueError(f"qty must be >= 1 for kind {self.kind}")
+        if self.kind == "count" and self.qty < 0:
+            raise ValueError("qty must be >= 0 for kind count")
+        if self.kind == "adjust" and self.qty == 0:
+            raise ValueError("qty must be non-zero for kind adjust")
+        return self
+
+
+class CameraFrame(Record):
+    event_id: EventId
+    ts: Timestamp
+    store_id: Code
+    camera_id: Code
+    frame_uri: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    width: int | None = Field(default=None, ge=1, le=20000)
+    height: int | None = Field(default=None, ge=1, le=20000)
+
+
+# --- derived -----------------------------------------------------------------------------------
+
+
+class ShelfObservation(Record):
+    ts: Timestamp
+    store_id: Code
+    sku: Code
+    camera_id: Code
+    frame_event_id: EventId
+    facings_expected: int
+    facings_visible: int
+    fill_ratio: float
+    confidence: float
+    boxes: list[dict[str, Any]] = Field(default_factory=list)
+    frame_uri: str | None = None
+
+
+class InventoryState(Record):
+    ts: Timestamp
+    store_id: Code
+    sku: Code
+    shelf_qty: int
+    backroom_qty: int
+    shelf_capacity: int
+    vision_fill: float | None = None
+    demand_per_hour: float
+    hours_to_shelf_out: float | None = None
+    hours_to_stockout: float | None = None
+    on_order: int | None = None
+    # Extensions (README, "Contract additions"):
+    category: str | None = None
+    min_shelf_qty: int | None = None
+    catalog_missing: bool | None = None
+    last_event_id: str | None = None
+
+
+AlertType = Literal["RESTOCK_SHELF", "STOCKOUT_RISK", "OUT_OF_STOCK", "REORDER", "PHANTOM_STOCK"]
+AlertStatus = Literal["open", "update", "resolved"]
+Severity = Literal["info", "low", "medium", "high", "critical"]
+
+
+class Alert(Record):
+    alert_id: str
+    ts: Timestamp
+    store_id: Code
+    sku: Code
+    type: AlertType
+    status: AlertStatus
+    severity: Severity
+    message: str
+    action: str
+    evidence: dict[str, Any]
+
+
+class DeadLetter(Record):
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    error: str
+    raw: str
+
+
+# --- topics ------------------------------------------------------------------------------------
+
+TOPIC_RECORDS: dict[str, type[Record]] = {
+    "catalog.skus": CatalogSku,
+    "catalog.planograms": Planogram,
+    "pos.sales": Sale,
+    "backroom.scans": Scan,
+    "camera.frames": CameraFrame,
+    "shelf.observations": ShelfObservation,
+    "inventory.state": InventoryState,
+    "alerts": Alert,
+    "dead-letter": DeadLetter,
+}
+COMPACTED_TOPICS = frozenset({"catalog.skus", "catalog.planograms"})
+
+
+def sku_key(store_id: str, sku: str) -> str:
+    return f"{store_id}:{sku}"
+
+
+def _first_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"]) or "value"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+R = TypeVar("R", bound=Record)
+
+
+def decode(record_type: type[R], raw: bytes | str | None, max_bytes: int = 65536) -> R:
+    """Validate one raw Kafka value as `record_type`, or raise InvalidEvent with the reason."""
+    if raw is None:
+        raise InvalidEvent("empty value (tombstone) where an event was expected")
+    if len(raw) > max_bytes:
+        raise InvalidEvent(f"value of {len(raw)} bytes exceeds the limit of {max_bytes}")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"invalid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidEvent(f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return _validate(record_type, data)
+    except ValidationError as exc:
+        raise InvalidEvent(f"invalid {record_type.__name__}: {_first_error(exc)}") from None
+
+
+def _validate(record_type: type[R], data: dict[str, Any]) -> R:
+    # JSON has no datetime type: parse ISO strings in lax mode for `ts`, strict for the rest, so
+    # "3" is not silently accepted as a quantity.
+    if "ts" in data and isinstance(data["ts"], str):
+        data = dict(data)
+        try:
+            data["ts"] = datetime.fromisoformat(data["ts"].replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidEvent(f"ts: unparseable timestamp {data['ts'][:40]!r}") from None
+    return record_type.model_validate(data)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    return {topic: rec.model_json_schema() for topic, rec in TOPIC_RECORDS.items()}

@@ -1,0 +1,92 @@
+"""Backroom's one settings object.
+
+Run `backroom settings` to print the values in force. Every value can be set with a
+`BACKROOM_<NAME>` environment variable or a line in `.env`; `get_settings()` reads them once
+and the result is passed down to everything that needs it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BACKROOM_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- Kafka ---------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="host:port[,host:port] of an existing cluster; unset = the embedded broker",
+    )
+    broker_host: str = "127.0.0.1"
+    broker_port: int = 9092
+    broker_controller_port: int | None = Field(
+        default=None, description="KRaft controller port of the embedded broker; default port+1"
+    )
+    broker_heap_mb: int = 512
+    kafka_version: str = "4.3.1"
+    topic_prefix: str = Field(default="", description="prepended to every topic name")
+    partitions: int = Field(default=4, ge=1, description="partitions of every co-partitioned topic")
+    replication_factor: int = Field(default=1, ge=1)
+
+    # --- worker --------------------------------------------------------------------------
+    app_id: str = "backroom"
+    store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
+    dedup_window: int = Field(
+        default=512, ge=1, description="event_ids remembered per store×SKU for idempotence"
+    )
+    max_event_bytes: int = Field(default=65536, ge=256)
+    batch_size: int = Field(default=2000, ge=1)
+    batch_within_s: float = Field(default=0.02, gt=0)
+
+    # --- domain defaults (for SKUs with no catalog entry; flagged in state) ----------------
+    default_shelf_capacity: int = 24
+    default_min_shelf_qty: int = 6
+    default_lead_time_hours: float = 48.0
+    default_case_pack: int = 12
+    horizon_hours: float = Field(default=48.0, gt=0, description="STOCKOUT_RISK horizon")
+    service_level_z: float = 1.65
+    staff_reaction_hours: float = 2.0
+
+    # --- paths and serving -----------------------------------------------------------------
+    data_dir: Path = Path(".backroom")
+    frame_root: Path | None = Field(default=None, description="default: <data_dir>/frames")
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8000
+    dashboard_token: str | None = None
+
+    # --- optional LLM for `backroom ask` --------------------------------------------------
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_model: str = "gpt-4o-mini"
+
+    @property
+    def embedded(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap address every client uses: the configured cluster or the embedded one."""
+        return self.kafka_bootstrap or f"{self.broker_host}:{self.broker_port}"
+
+    @property
+    def controller_port(self) -> int:
+        return self.broker_controller_port or self.broker_port + 1
+
+    @property
+    def frames_dir(self) -> Path:
+        return (self.frame_root or self.data_dir / "frames").resolve()
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
