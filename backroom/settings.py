@@ -66,6 +66,19 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"
 
+    # --- vision (backroom/vision: frame loading, detector, pipeline) -------------------------
+    frame_max_bytes: int = Field(default=20_000_000, ge=1024, description="largest frame file")
+    frame_max_pixels: int = Field(
+        default=25_000_000, ge=1, description="width*height limit checked before decoding"
+    )
+    detector_model: Path | None = Field(
+        default=None, description="ONNX (or .pt) weights; default models/shelf-gap.onnx"
+    )
+    detector_backend: str = Field(default="onnx", description="onnx | ultralytics")
+    detector_threads: int = Field(default=0, ge=0, description="intra-op threads; 0 = all cores")
+    detector_conf: float = Field(default=0.25, gt=0, lt=1)
+    vision_batch: int = Field(default=8, ge=1, description="frames per inference batch")
+
     @property
     def embedded(self) -> bool:
         return not self.kafka_bootstrap
