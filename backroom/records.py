@@ -173,6 +173,7 @@ class InventoryState(Record):
     min_shelf_qty: int | None = None
     catalog_missing: bool | None = None
     last_event_id: str | None = None
+    version: int | None = None
 
 
 AlertType = Literal["RESTOCK_SHELF", "STOCKOUT_RISK", "OUT_OF_STOCK", "REORDER", "PHANTOM_STOCK"]

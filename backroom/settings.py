@@ -30,6 +30,10 @@ class Settings(BaseSettings):
         default=None, description="KRaft controller port of the embedded broker; default port+1"
     )
     broker_heap_mb: int = 512
+    broker_cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "backroom",
+        description="where Maven copies the broker jars, once per Kafka version",
+    )
     kafka_version: str = "4.3.1"
     topic_prefix: str = Field(default="", description="prepended to every topic name")
     partitions: int = Field(default=4, ge=1, description="partitions of every co-partitioned topic")

@@ -1,0 +1,272 @@
+"""Alert rules and lifecycle over `inventory.state` (+ shelf observations).
+
+Pure domain logic: the Faust alerts agent keeps one `AlertBook` per store×SKU in a table and
+calls `AlertEngine.evaluate(book, state)`; unit tests: `pytest tests/unit/test_alerts.py`.
+
+Lifecycle: a rule's condition starting opens an alert (`open`), a change of severity or of the
+recommended action emits `update`, and the condition ending emits `resolved`. There is at most
+one open alert per (store, sku, type). Thresholds have hysteresis (an alert resolves at a level
+past the one that opened it) so a quantity bouncing around a threshold does not storm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from backroom.records import Alert, AlertType, InventoryState, Severity
+
+SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """What a rule found: the alert's content while the condition holds."""
+
+    severity: Severity
+    message: str
+    action: str
+    evidence: dict[str, Any]
+    # Changing this (e.g. the quantity to move) is worth an `update`; other evidence is not.
+    action_key: str = ""
+
+
+@dataclass
+class AlertContext:
+    """Everything rules may read: the newest state plus what the camera saw lately."""
+
+    state: InventoryState
+    gap_streak: int = 0
+    last_observation: dict[str, Any] | None = None
+    horizon_hours: float = 48.0
+    staff_reaction_hours: float = 2.0
+
+
+Rule = Callable[[AlertContext, bool], Condition | None]
+
+
+def _base_evidence(s: InventoryState) -> dict[str, Any]:
+    ev: dict[str, Any] = {
+        "shelf_qty": s.shelf_qty,
+        "backroom_qty": s.backroom_qty,
+        "shelf_capacity": s.shelf_capacity,
+        "min_shelf_qty": s.min_shelf_qty,
+        "demand_per_hour": s.demand_per_hour,
+        "state_version": s.version,
+    }
+    if s.vision_fill is not None:
+        ev["vision_fill"] = s.vision_fill
+    if s.catalog_missing:
+        ev["catalog_missing"] = True
+    return ev
+
+
+def out_of_stock(ctx: AlertContext, is_open: bool) -> Condition | None:
+    s = ctx.state
+    if s.shelf_qty > 0 or s.backroom_qty > 0:
+        return None
+    action = f"expedite: order {s.sku} now" + (f" ({s.on_order} on order)" if s.on_order else "")
+    return Condition(
+        severity="critical",
+        message=f"{s.sku} is out of stock in store {s.store_id}: shelf and backroom are empty",
+        action=action,
+        evidence=_base_evidence(s) | {"on_order": s.on_order or 0},
+    )
+
+
+def restock_shelf(ctx: AlertContext, is_open: bool) -> Condition | None:
+    s = ctx.state
+    min_qty = s.min_shelf_qty if s.min_shelf_qty is not None else 0
+    if s.backroom_qty <= 0:
+        return None
+    # Hysteresis: open at or below the minimum, stay open until the shelf is clearly above it.
+    resolve_above = min_qty + max(1, (s.shelf_capacity - min_qty) // 4)
+    low = s.shelf_qty <= min_qty if not is_open else s.shelf_qty < resolve_above
+    shelf_out_soon = (
+        s.hours_to_shelf_out is not None
+        and s.shelf_qty < s.shelf_capacity
+        and s.hours_to_shelf_out <= ctx.staff_reaction_hours
+    )
+    gap_seen = ctx.gap_streak >= 1 and s.shelf_qty <= min_qty + 1
+    if not (low or shelf_out_soon or gap_seen):
+        return None
+    move = max(1, min(s.backroom_qty, s.shelf_capacity - s.shelf_qty))
+    if s.shelf_qty == 0:
+        severity: Severity = "high"
+    elif low:
+        severity = "medium"
+    else:
+        severity = "low"
+    why = "the shelf is empty" if s.shelf_qty == 0 else f"the shelf has {s.shelf_qty} left"
+    if shelf_out_soon and not low:
+        why = f"the shelf runs out in {s.hours_to_shelf_out:.1f} h"
+    evidence = _base_evidence(s) | {"hours_to_shelf_out": s.hours_to_shelf_out}
+    if ctx.last_observation is not None:
+        evidence["observation"] = ctx.last_observation
+    return Condition(
+        severity=severity,
+        message=f"Restock {s.sku} in store {s.store_id}: {why}, the backroom has {s.backroom_qty}",
+        action=f"move {move} units of {s.sku} from the backroom to the shelf",
+        evidence=evidence,
+        action_key=severity,
+    )
+
+
+def phantom_stock(ctx: AlertContext, is_open: bool) -> Condition | None:
+    s = ctx.state
+    # Records must say there is stock on the shelf while the camera keeps seeing a gap.
+    if s.shelf_qty <= 0 or ctx.gap_streak < 2:
+        return None
+    evidence = _base_evidence(s) | {"consecutive_gap_frames": ctx.gap_streak}
+    if ctx.last_observation is not None:
+        evidence["observation"] = ctx.last_observation
+    return Condition(
+        severity="medium",
+        message=(
+            f"Phantom stock? Records say {s.shelf_qty} of {s.sku} on the shelf in store "
+            f"{s.store_id}, the camera saw a gap in {ctx.gap_streak} frames in a row"
+        ),
+        action=f"recount {s.sku} on the shelf and correct the record",
+        evidence=evidence,
+    )
+
+
+DEFAULT_RULES: dict[AlertType, Rule] = {
+    "OUT_OF_STOCK": out_of_stock,
+    "RESTOCK_SHELF": restock_shelf,
+    "PHANTOM_STOCK": phantom_stock,
+}
+
+
+@dataclass
+class AlertBook:
+    """Open alerts of one store×SKU plus what the rules remember between states."""
+
+    open: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_version: int = -1
+    gap_streak: int = 0
+    last_observation: dict[str, Any] | None = None
+    last_state: dict[str, Any] | None = None
+    # Recent frame event ids: a redelivered observation must not lengthen the gap streak.
+    frames: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "open": self.open,
+            "last_version": self.last_version,
+            "gap_streak": self.gap_streak,
+            "last_observation": self.last_observation,
+            "last_state": self.last_state,
+            "frames": self.frames,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> AlertBook:
+        if not data:
+            return cls()
+        return cls(
+            open=dict(data.get("open", {})),
+            last_version=data.get("last_version", -1),
+            gap_streak=data.get("gap_streak", 0),
+            last_observation=data.get("last_observation"),
+            last_state=data.get("last_state"),
+            frames=list(data.get("frames", [])),
+        )
+
+
+def alert_id(store_id: str, sku: str, type_: str, opened_ts: str) -> str:
+    """Deterministic: replaying the same events gives the same ids."""
+    return hashlib.sha1(f"{store_id}:{sku}:{type_}:{opened_ts}".encode()).hexdigest()[:20]
+
+
+class AlertEngine:
+    def __init__(self, rules: dict[AlertType, Rule] | None = None, horizon_hours: float = 48.0,
+                 staff_reaction_hours: float = 2.0) -> None:
+        self.rules = dict(DEFAULT_RULES if rules is None else rules)
+        self.horizon_hours = horizon_hours
+        self.staff_reaction_hours = staff_reaction_hours
+
+    def on_state(self, book: AlertBook, state: InventoryState) -> list[Alert]:
+        """Evaluate every rule on a new state; returns the lifecycle events to publish.
+
+        A state whose version is not newer than the last one seen is a redelivery: ignored.
+        """
+        version = state.version if state.version is not None else book.last_version + 1
+        if version <= book.last_version:
+            return []
+        book.last_version = version
+        book.last_state = state.to_dict()
+        return self._evaluate(book, state)
+
+    def on_observation(self, book: AlertBook, gap: bool, observation: dict[str, Any]) -> list[Alert]:
+        """Track consecutive gap frames for a SKU slot, then re-evaluate on the last state."""
+        frame_id = str(observation.get("frame_event_id"))
+        if frame_id in book.frames:
+            return []
+        book.frames = [*book.frames[-15:], frame_id]
+        book.gap_streak = book.gap_streak + 1 if gap else 0
+        book.last_observation = observation
+        if book.last_state is None:
+            return []
+        return self._evaluate(book, InventoryState.model_validate(_revive(book.last_state)))
+
+    def _evaluate(self, book: AlertBook, state: InventoryState) -> list[Alert]:
+        ctx = AlertContext(
+            state=state,
+            gap_streak=book.gap_streak,
+            last_observation=book.last_observation,
+            horizon_hours=self.horizon_hours,
+            staff_reaction_hours=self.staff_reaction_hours,
+        )
+        out: list[Alert] = []
+        ts = state.ts.isoformat()
+        for type_, rule in self.rules.items():
+            current = book.open.get(type_)
+            cond = rule(ctx, current is not None)
+            if cond is None and current is None:
+                continue
+            if cond is None:
+                assert current is not None
+                del book.open[type_]
+                out.append(self._alert(state, type_, current["alert_id"], "resolved", current["severity"],
+                                       f"Resolved: {current['message']}", "none", _base_evidence(state)))
+            elif current is None:
+                aid = alert_id(state.store_id, state.sku, type_, ts)
+                book.open[type_] = {"alert_id": aid, "opened": ts, "severity": cond.severity,
+                                    "message": cond.message, "action_key": cond.action_key}
+                out.append(self._alert(state, type_, aid, "open", cond.severity, cond.message,
+                                       cond.action, cond.evidence))
+            elif cond.severity != current["severity"] or cond.action_key != current["action_key"]:
+                current.update(severity=cond.severity, message=cond.message, action_key=cond.action_key)
+                out.append(self._alert(state, type_, current["alert_id"], "update", cond.severity,
+                                       cond.message, cond.action, cond.evidence))
+        return out
+
+    @staticmethod
+    def _alert(state: InventoryState, type_: str, aid: str, status: str, severity: str, message: str,
+               action: str, evidence: dict[str, Any]) -> Alert:
+        return Alert.model_validate(
+            {
+                "alert_id": aid,
+                "ts": state.ts,
+                "store_id": state.store_id,
+                "sku": state.sku,
+                "type": type_,
+                "status": status,
+                "severity": severity,
+                "message": message,
+                "action": action,
+                "evidence": evidence,
+            }
+        )
+
+
+def _revive(data: dict[str, Any]) -> dict[str, Any]:
+    from datetime import datetime
+
+    out = dict(data)
+    if isinstance(out.get("ts"), str):
+        out["ts"] = datetime.fromisoformat(out["ts"])
+    return out

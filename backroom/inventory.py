@@ -1,0 +1,244 @@
+"""Shelf and backroom quantities per store×SKU, from scans, sales and camera fill.
+
+Pure domain logic, no Kafka: the Faust inventory agent loads a `SkuState` from its table,
+calls `InventoryBook.apply(...)` for each event and writes the state back. Unit tests:
+`pytest tests/unit/test_inventory.py`.
+
+Rules (DESIGN.md section 3/4):
+- sale: shelf −qty (never below zero; selling from an empty record is record inaccuracy);
+- scan `receive`: +qty at `location` (backroom by default), and it arrives against on-order;
+- scan `move_to_shelf`: backroom → shelf, qty (the backroom record never goes below zero);
+- scan `count`: absolute count at `location`; scan `adjust`: ±qty at `location`;
+- every event is applied at most once: its `event_id` is remembered in a bounded window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from backroom.records import CatalogSku, InventoryState, Sale, Scan
+
+
+@dataclass(frozen=True)
+class SkuParams:
+    """Catalog values the math needs; `missing` when the SKU had no catalog entry."""
+
+    shelf_capacity: int
+    min_shelf_qty: int
+    lead_time_hours: float
+    case_pack: int
+    category: str = "uncategorised"
+    name: str = ""
+    missing: bool = False
+
+    @classmethod
+    def from_catalog(cls, entry: CatalogSku) -> SkuParams:
+        return cls(
+            shelf_capacity=entry.shelf_capacity,
+            min_shelf_qty=entry.min_shelf_qty,
+            lead_time_hours=entry.lead_time_hours,
+            case_pack=entry.case_pack,
+            category=entry.category,
+            name=entry.name,
+        )
+
+
+@dataclass
+class DemandRate:
+    """Event-time hourly sales buckets, smoothed: a light baseline until a forecaster plugs in.
+
+    Closed buckets (an hour that a later event moved past) feed an exponentially weighted mean.
+    Hours in which the shelf was seen empty are censored: they say nothing about demand.
+    """
+
+    alpha: float = 0.1
+    rate: float = 0.0
+    bucket_hour: int | None = None
+    bucket_qty: int = 0
+    bucket_censored: bool = False
+    hours_seen: int = 0
+
+    def observe(self, ts: datetime, qty: int, shelf_empty: bool) -> None:
+        hour = int(ts.timestamp() // 3600)
+        if self.bucket_hour is None:
+            self.bucket_hour = hour
+        if hour > self.bucket_hour:
+            self._close(hour)
+        if hour >= self.bucket_hour:
+            self.bucket_qty += qty
+            self.bucket_censored = self.bucket_censored or shelf_empty
+
+    def _close(self, new_hour: int) -> None:
+        assert self.bucket_hour is not None
+        if not self.bucket_censored:
+            self._learn(self.bucket_qty)
+        # Hours with no event at all were zero-sale hours (not censored: we'd have seen a sale).
+        for _ in range(min(new_hour - self.bucket_hour - 1, 48)):
+            self._learn(0)
+        self.bucket_hour, self.bucket_qty, self.bucket_censored = new_hour, 0, False
+
+    def _learn(self, qty: int) -> None:
+        self.hours_seen += 1
+        # Warm start: a plain mean for the first hours, then exponential smoothing.
+        a = max(self.alpha, 1.0 / self.hours_seen)
+        self.rate += a * (qty - self.rate)
+
+
+@dataclass
+class SkuState:
+    store_id: str
+    sku: str
+    shelf_qty: int = 0
+    backroom_qty: int = 0
+    on_order: int = 0
+    ts: str | None = None
+    version: int = 0
+    last_event_id: str | None = None
+    vision_fill: float | None = None
+    seen: deque[str] = field(default_factory=deque)
+    demand: DemandRate = field(default_factory=DemandRate)
+
+    # --- (de)serialisation for the Faust table -----------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = self.demand
+        return {
+            "store_id": self.store_id,
+            "sku": self.sku,
+            "shelf_qty": self.shelf_qty,
+            "backroom_qty": self.backroom_qty,
+            "on_order": self.on_order,
+            "ts": self.ts,
+            "version": self.version,
+            "last_event_id": self.last_event_id,
+            "vision_fill": self.vision_fill,
+            "seen": list(self.seen),
+            "demand": [d.rate, d.bucket_hour, d.bucket_qty, d.bucket_censored, d.hours_seen],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SkuState:
+        rate, bucket_hour, bucket_qty, censored, hours = data["demand"]
+        return cls(
+            store_id=data["store_id"],
+            sku=data["sku"],
+            shelf_qty=data["shelf_qty"],
+            backroom_qty=data["backroom_qty"],
+            on_order=data.get("on_order", 0),
+            ts=data["ts"],
+            version=data["version"],
+            last_event_id=data.get("last_event_id"),
+            vision_fill=data.get("vision_fill"),
+            seen=deque(data["seen"]),
+            demand=DemandRate(
+                rate=rate,
+                bucket_hour=bucket_hour,
+                bucket_qty=bucket_qty,
+                bucket_censored=censored,
+                hours_seen=hours,
+            ),
+        )
+
+
+class InventoryBook:
+    """Applies events to `SkuState`s idempotently. One book per worker; state lives in tables."""
+
+    def __init__(self, dedup_window: int = 512) -> None:
+        self.dedup_window = dedup_window
+
+    def _remember(self, state: SkuState, event_id: str) -> bool:
+        """False when the event was already applied (a redelivery)."""
+        if event_id in state.seen:
+            return False
+        state.seen.append(event_id)
+        while len(state.seen) > self.dedup_window:
+            state.seen.popleft()
+        return True
+
+    def apply(self, state: SkuState, event: Sale | Scan) -> bool:
+        """Apply one event; returns False (and changes nothing) for a repeated event_id."""
+        if not self._remember(state, event.event_id):
+            return False
+        if isinstance(event, Sale):
+            state.demand.observe(event.ts, event.qty, shelf_empty=state.shelf_qty <= 0)
+            state.shelf_qty = max(0, state.shelf_qty - event.qty)
+        else:
+            self._apply_scan(state, event)
+        state.version += 1
+        state.last_event_id = event.event_id
+        stamp = event.ts.isoformat()
+        # Late events still count, but the state's clock never runs backwards.
+        if state.ts is None or stamp > state.ts:
+            state.ts = stamp
+        return True
+
+    @staticmethod
+    def _apply_scan(state: SkuState, scan: Scan) -> None:
+        on_shelf = scan.location == "shelf"
+        if scan.kind == "receive":
+            if on_shelf:
+                state.shelf_qty += scan.qty
+            else:
+                state.backroom_qty += scan.qty
+            state.on_order = max(0, state.on_order - scan.qty)
+        elif scan.kind == "move_to_shelf":
+            state.shelf_qty += scan.qty
+            state.backroom_qty = max(0, state.backroom_qty - scan.qty)
+        elif scan.kind == "count":
+            if on_shelf:
+                state.shelf_qty = scan.qty
+            else:
+                state.backroom_qty = scan.qty
+        elif scan.kind == "adjust":
+            if on_shelf:
+                state.shelf_qty = max(0, state.shelf_qty + scan.qty)
+            else:
+                state.backroom_qty = max(0, state.backroom_qty + scan.qty)
+
+    def apply_vision(self, state: SkuState, fill: float, confidence: float, params: SkuParams,
+                     min_confidence: float = 0.6) -> bool:
+        """Fuse a camera fill ratio into the shelf estimate when the camera is confident.
+
+        The camera sees facings, not units, so only a clear disagreement moves the record: an
+        empty shelf seen while records say stock pulls the shelf record down to what is seen.
+        """
+        state.vision_fill = round(fill, 3)
+        if confidence < min_confidence:
+            return False
+        seen_units = math.floor(fill * params.shelf_capacity)
+        if fill <= 0.05 and state.shelf_qty > 0:
+            return False  # a gap with stock on record: PHANTOM_STOCK territory, not a silent reset
+        if seen_units > state.shelf_qty and fill >= 0.5:
+            state.shelf_qty = seen_units
+            return True
+        return False
+
+
+def to_inventory_state(state: SkuState, params: SkuParams, demand_per_hour: float | None = None,
+                       ) -> InventoryState:
+    rate = state.demand.rate if demand_per_hour is None else demand_per_hour
+    rate = max(rate, 0.0)
+    shelf_out = round(state.shelf_qty / rate, 2) if rate > 1e-9 else None
+    stockout = round((state.shelf_qty + state.backroom_qty) / rate, 2) if rate > 1e-9 else None
+    assert state.ts is not None
+    return InventoryState(
+        ts=datetime.fromisoformat(state.ts),
+        store_id=state.store_id,
+        sku=state.sku,
+        shelf_qty=state.shelf_qty,
+        backroom_qty=state.backroom_qty,
+        shelf_capacity=params.shelf_capacity,
+        vision_fill=state.vision_fill,
+        demand_per_hour=round(rate, 4),
+        hours_to_shelf_out=shelf_out,
+        hours_to_stockout=stockout,
+        on_order=state.on_order,
+        category=params.category,
+        min_shelf_qty=params.min_shelf_qty,
+        catalog_missing=True if params.missing else None,
+        last_event_id=state.last_event_id,
+        version=state.version,
+    )

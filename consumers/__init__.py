@@ -1,0 +1,1 @@
+"""Consumers: sinks (DuckDB history), the alert tail and the websocket bridge."""

@@ -1,0 +1,1 @@
+"""Producers: simulators, CSV replay and the HTTP ingest API, all writing contract topics."""

@@ -1,0 +1,185 @@
+"""The Faust app factory: `backroom worker` runs `create_app(settings)`.
+
+Agents stay thin: collect a batch of raw messages, call a plain processor from
+`backroom.processing`, write the coalesced table values, send what it returns. State lives in
+changelog-backed tables keyed `"{store_id}:{sku}"`; `use_partitioner=True` puts each key's
+changelog record on the same partition number as its source events (murmur2 on the same key),
+so a restarted or rebalanced worker recovers exactly the keys it owns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from backroom.processing import AlertProcessor, InventoryProcessor, RawMessage, dead_letter
+from backroom.records import CatalogSku, DeadLetter, InvalidEvent, Record, decode
+from backroom.settings import Settings
+
+log = logging.getLogger("backroom.worker")
+
+
+@dataclass
+class Topics:
+    """Every topic the worker touches, by contract name."""
+
+    sales: faust.TopicT
+    scans: faust.TopicT
+    catalog: faust.TopicT
+    state: faust.TopicT
+    observations: faust.TopicT
+    alerts: faust.TopicT
+    dead_letter: faust.TopicT
+    frames: faust.TopicT
+    planograms: faust.TopicT
+
+
+def _topic(app: faust.App, settings: Settings, name: str, **kw: Any) -> faust.TopicT:
+    return app.topic(
+        settings.topic(name),
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        **kw,
+    )
+
+
+def make_topics(app: faust.App, settings: Settings) -> Topics:
+    return Topics(
+        sales=_topic(app, settings, "pos.sales"),
+        scans=_topic(app, settings, "backroom.scans"),
+        catalog=_topic(app, settings, "catalog.skus"),
+        state=_topic(app, settings, "inventory.state"),
+        observations=_topic(app, settings, "shelf.observations"),
+        alerts=_topic(app, settings, "alerts"),
+        dead_letter=_topic(app, settings, "dead-letter"),
+        frames=_topic(app, settings, "camera.frames"),
+        planograms=_topic(app, settings, "catalog.planograms"),
+    )
+
+
+def raw_messages(events: Sequence[EventT], prefix: str) -> list[RawMessage]:
+    out = []
+    for ev in events:
+        m = ev.message
+        topic = m.topic[len(prefix) :] if prefix and m.topic.startswith(prefix) else m.topic
+        out.append(RawMessage(topic, m.partition, m.offset, m.key, m.value))
+    return out
+
+
+async def send_records(topic: faust.TopicT, records: Sequence[Record], key_of: Any = None) -> None:
+    for rec in records:
+        key = key_of(rec) if key_of else f"{rec.store_id}:{rec.sku}"  # type: ignore[attr-defined]
+        await topic.send(key=key.encode(), value=rec.to_json())
+
+
+async def send_dead(topic: faust.TopicT, dead: Sequence[DeadLetter]) -> None:
+    for d in dead:
+        log.warning("dead-letter %s[%s]@%s: %s", d.source_topic, d.partition, d.offset, d.error)
+        await topic.send(key=d.key.encode() if d.key else None, value=d.to_json())
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the worker app; nothing talks to the broker until the worker starts."""
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{b.strip()}" for b in settings.bootstrap.split(",")],
+        store=settings.store,
+        datadir=str((settings.data_dir / "worker").resolve()),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        producer_linger=0.002,
+        producer_acks=-1,
+        broker_commit_every=10_000,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=8192,
+        table_cleanup_interval=300.0,
+    )
+    topics = make_topics(app, settings)
+    app.backroom_topics = topics  # type: ignore[attr-defined]
+    prefix = settings.topic_prefix
+
+    # --- tables --------------------------------------------------------------------------
+    # Keys as raw UTF-8 so the producer partitioner hashes the same bytes as the source events.
+    schema = faust.Schema(key_type=str, key_serializer="raw", value_serializer="json")
+    inventory = app.Table(
+        "inventory", default=None, schema=schema,
+        partitions=settings.partitions, use_partitioner=True,
+        help="SkuState per store×SKU: quantities, demand buckets, recent event ids",
+    )  # fmt: skip
+    alert_books = app.Table(
+        "alert-books", default=None, schema=schema,
+        partitions=settings.partitions, use_partitioner=True,
+        help="open alerts and rule memory per store×SKU",
+    )  # fmt: skip
+    # Every worker needs every SKU's master data (a "*:sku" entry applies to all stores).
+    catalog = app.GlobalTable(
+        "catalog", default=None, schema=schema,
+        partitions=1, recovery_buffer_size=1, use_partitioner=True,
+        help="catalog.skus, validated",
+    )  # fmt: skip
+    app.backroom_tables = {"inventory": inventory, "alert_books": alert_books, "catalog": catalog}  # type: ignore[attr-defined]
+
+    inventory_processor = InventoryProcessor(settings)
+    alert_processor = AlertProcessor(settings)
+
+    def catalog_get(key: str) -> dict[str, Any] | None:
+        value: dict[str, Any] | None = catalog.get(key)
+        return value
+
+    @app.agent(app.topic(topics.sales.get_topic_name(), topics.scans.get_topic_name(),
+                         key_type=bytes, value_type=bytes), name="inventory")  # fmt: skip
+    async def inventory_agent(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            result = inventory_processor.process(
+                raw_messages(events, prefix), inventory.get, catalog_get
+            )
+            for key, value in result.states.items():
+                inventory[key] = value
+            await send_records(topics.state, result.published)
+            await send_dead(topics.dead_letter, result.dead)
+
+    @app.agent(app.topic(topics.state.get_topic_name(), topics.observations.get_topic_name(),
+                         key_type=bytes, value_type=bytes), name="alerts")  # fmt: skip
+    async def alerts_agent(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            result = alert_processor.process(raw_messages(events, prefix), alert_books.get)
+            for key, value in result.books.items():
+                alert_books[key] = value
+            await send_records(topics.alerts, result.alerts)
+            await send_dead(topics.dead_letter, result.dead)
+
+    @app.agent(topics.catalog, name="catalog")
+    async def catalog_agent(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            msg = RawMessage("catalog.skus", event.message.partition, event.message.offset,
+                             event.message.key, event.message.value)  # fmt: skip
+            key = msg.key.decode("utf-8", errors="replace") if msg.key else ""
+            try:
+                if msg.value is None:
+                    catalog.pop(key, None)  # a tombstone removes the entry
+                    continue
+                entry = decode(CatalogSku, msg.value, settings.max_event_bytes)
+                store, _, sku = key.partition(":")
+                if not store or sku != entry.sku:
+                    raise InvalidEvent(f"key {key!r} must be '{{store_id}}:{entry.sku}' or '*:{entry.sku}'")
+            except InvalidEvent as exc:
+                await send_dead(topics.dead_letter, [dead_letter(msg, exc.reason)])
+                continue
+            catalog[key] = entry.to_dict()
+
+    app.backroom_agents = {  # type: ignore[attr-defined]
+        "inventory": inventory_agent,
+        "alerts": alerts_agent,
+        "catalog": catalog_agent,
+    }
+    return app

@@ -1,0 +1,76 @@
+"""Contract topics and their creation: `backroom topics` creates them (idempotent).
+
+Every co-partitioned topic gets `settings.partitions` partitions, so one store×SKU key lands on
+the same partition number everywhere (Kafka's default murmur2 partitioner on the same key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from backroom.records import COMPACTED_TOPICS, TOPIC_RECORDS
+from backroom.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONTRACT_TOPICS = tuple(TOPIC_RECORDS)
+
+
+def topic_configs(name: str) -> dict[str, str]:
+    if name in COMPACTED_TOPICS:
+        return {"cleanup.policy": "compact"}
+    return {}
+
+
+# The worker's table changelogs (Faust names them "<app_id>-<table>-changelog") with their
+# partition counts; created up front because a topic created during the first group join is
+# skipped by that assignment.
+CHANGELOG_TABLES = {"inventory": None, "alert-books": None, "catalog": 1}
+
+
+def changelog_topics(settings: Settings) -> dict[str, int]:
+    return {
+        f"{settings.app_id}-{table}-changelog": parts or settings.partitions
+        for table, parts in CHANGELOG_TABLES.items()
+    }
+
+
+async def ensure_topics(
+    settings: Settings, names: tuple[str, ...] = CONTRACT_TOPICS, changelogs: bool = True
+) -> list[str]:
+    """Create the missing contract topics (and table changelogs); returns the names created."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                name=settings.topic(name),
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+                topic_configs=topic_configs(name),
+            )
+            for name in names
+            if settings.topic(name) not in existing
+        ]
+        if changelogs:
+            wanted += [
+                NewTopic(name=name, num_partitions=parts,
+                         replication_factor=settings.replication_factor,
+                         topic_configs={"cleanup.policy": "compact"})
+                for name, parts in changelog_topics(settings).items()
+                if name not in existing
+            ]  # fmt: skip
+        if wanted:
+            await admin.create_topics(wanted)
+            # Metadata propagates asynchronously; wait until every topic is visible.
+            for _ in range(50):
+                if {t.name for t in wanted} <= set(await admin.list_topics()):
+                    break
+                await asyncio.sleep(0.1)
+        return [t.name for t in wanted]
+    finally:
+        await admin.close()
