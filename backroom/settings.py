@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     detector_conf: float = Field(default=0.25, gt=0, lt=1)
     vision_batch: int = Field(default=8, ge=1, description="frames per inference batch")
 
+    # --- data (cleaning, replay, DuckDB history, ask, HTTP ingest) ---------------------------
+    history_file: Path | None = Field(
+        default=None, description="DuckDB history file; default <data_dir>/history.duckdb"
+    )
+    ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024, description="413 above this")
+    ingest_max_batch: int = Field(default=1000, ge=1, description="events per batch request")
+
     @property
     def embedded(self) -> bool:
         return not self.kafka_bootstrap
