@@ -162,3 +162,23 @@ def open_frame(
     path = resolve_frame_path(frame_uri, root)
     data = read_frame_bytes(path, max_bytes)
     return decode_image(data, max_pixels)
+
+
+def save_frame(
+    img: np.ndarray, root: Path, store_id: str, camera_id: str, name: str, quality: int = 90
+) -> str:
+    """Write a camera frame as JPEG under `root/store_id/camera_id/name.jpg`, atomically (a
+    temporary file renamed into place, so the vision agent never reads half a frame), and
+    return its frame_uri relative to the root — what a `camera.frames` event carries."""
+    rel = Path(store_id) / camera_id / f"{name}.jpg"
+    if ".." in rel.parts or rel.is_absolute():
+        raise ValueError(f"unsafe frame name {rel}")
+    dest = Path(root) / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.write_bytes(enc.tobytes())
+    os.replace(tmp, dest)
+    return rel.as_posix()

@@ -169,3 +169,15 @@ def test_nul_byte_refused(root: Path) -> None:
 def test_fifo_refused_without_blocking(root: Path) -> None:
     os.mkfifo(root / "cam1" / "pipe.jpg")
     _refused("cam1/pipe.jpg", root, "regular file")
+
+
+def test_save_frame_round_trip(tmp_path: Path) -> None:
+    from backroom.vision.frames import save_frame
+
+    img = np.full((48, 64, 3), 200, np.uint8)
+    uri = save_frame(img, tmp_path, "s1", "cam1", "20261127T091500Z")
+    assert uri == "s1/cam1/20261127T091500Z.jpg"
+    assert open_frame(uri, tmp_path).shape == (48, 64, 3)
+    assert not list(tmp_path.rglob("*.tmp"))
+    with pytest.raises(ValueError):
+        save_frame(img, tmp_path, "..", "cam1", "x")

@@ -122,3 +122,14 @@ def test_render_dataset_layout(tmp_path) -> None:
     assert len(list((tmp_path / "labels" / "val").glob("*.txt"))) == 1
     text = (tmp_path / "data.yaml").read_text()
     assert "0: product" in text and "1: gap" in text
+
+
+def test_visible_facings_from_quantity() -> None:
+    from backroom.vision.render import visible_facings
+
+    assert visible_facings(0, 4, 6) == 0
+    assert visible_facings(1, 4, 6) == 1
+    assert visible_facings(6, 4, 6) == 1
+    assert visible_facings(7, 4, 6) == 2
+    assert visible_facings(100, 4, 6) == 4
+    assert visible_facings(-3, 4, 6) == 0
