@@ -5,11 +5,16 @@ calls `InventoryBook.apply(...)` for each event and writes the state back. Unit 
 `pytest tests/unit/test_inventory.py`.
 
 Rules (DESIGN.md section 3/4):
-- sale: shelf −qty (never below zero; selling from an empty record is record inaccuracy);
-- scan `receive`: +qty at `location` (backroom by default), and it arrives against on-order;
-- scan `move_to_shelf`: backroom → shelf, qty (the backroom record never goes below zero);
-- scan `count`: absolute count at `location`; scan `adjust`: ±qty at `location`;
+- sale: shelf −qty; scan `receive`: +qty at `location` (backroom by default), against on-order;
+- scan `move_to_shelf`: backroom → shelf, qty; scan `adjust`: ±qty at `location`;
+- scan `count`: absolute count at `location` as of its `ts`; deltas stamped at or before the
+  latest count of a location are already in that count and are not applied again;
 - every event is applied at most once: its `event_id` is remembered in a bounded window.
+
+The quantities are signed ledgers, so sales and scans (two topics, no order between them)
+give the same result in any arrival order: addition commutes, a clamp would not. What is
+published is never negative (`max(0, ledger)`); a negative ledger is record inaccuracy, which
+the next count corrects.
 """
 
 from __future__ import annotations
@@ -99,6 +104,8 @@ class SkuState:
     version: int = 0
     last_event_id: str | None = None
     vision_fill: float | None = None
+    shelf_count_ts: str | None = None
+    backroom_count_ts: str | None = None
     seen: deque[str] = field(default_factory=deque)
     demand: DemandRate = field(default_factory=DemandRate)
 
@@ -115,6 +122,8 @@ class SkuState:
             "version": self.version,
             "last_event_id": self.last_event_id,
             "vision_fill": self.vision_fill,
+            "shelf_count_ts": self.shelf_count_ts,
+            "backroom_count_ts": self.backroom_count_ts,
             "seen": list(self.seen),
             "demand": [d.rate, d.bucket_hour, d.bucket_qty, d.bucket_censored, d.hours_seen],
         }
@@ -132,6 +141,8 @@ class SkuState:
             version=data["version"],
             last_event_id=data.get("last_event_id"),
             vision_fill=data.get("vision_fill"),
+            shelf_count_ts=data.get("shelf_count_ts"),
+            backroom_count_ts=data.get("backroom_count_ts"),
             seen=deque(data["seen"]),
             demand=DemandRate(
                 rate=rate,
@@ -162,41 +173,44 @@ class InventoryBook:
         """Apply one event; returns False (and changes nothing) for a repeated event_id."""
         if not self._remember(state, event.event_id):
             return False
+        stamp = event.ts.isoformat()
         if isinstance(event, Sale):
             state.demand.observe(event.ts, event.qty, shelf_empty=state.shelf_qty <= 0)
-            state.shelf_qty = max(0, state.shelf_qty - event.qty)
+            if not _counted(state.shelf_count_ts, stamp):
+                state.shelf_qty -= event.qty
         else:
-            self._apply_scan(state, event)
+            self._apply_scan(state, event, stamp)
         state.version += 1
         state.last_event_id = event.event_id
-        stamp = event.ts.isoformat()
         # Late events still count, but the state's clock never runs backwards.
         if state.ts is None or stamp > state.ts:
             state.ts = stamp
         return True
 
     @staticmethod
-    def _apply_scan(state: SkuState, scan: Scan) -> None:
+    def _apply_scan(state: SkuState, scan: Scan, stamp: str) -> None:
+        shelf_counted = _counted(state.shelf_count_ts, stamp)
+        backroom_counted = _counted(state.backroom_count_ts, stamp)
         on_shelf = scan.location == "shelf"
+        if scan.kind == "count":
+            if on_shelf:
+                state.shelf_qty, state.shelf_count_ts = scan.qty, stamp
+            else:
+                state.backroom_qty, state.backroom_count_ts = scan.qty, stamp
+            return
         if scan.kind == "receive":
-            if on_shelf:
-                state.shelf_qty += scan.qty
-            else:
-                state.backroom_qty += scan.qty
             state.on_order = max(0, state.on_order - scan.qty)
-        elif scan.kind == "move_to_shelf":
-            state.shelf_qty += scan.qty
-            state.backroom_qty = max(0, state.backroom_qty - scan.qty)
-        elif scan.kind == "count":
-            if on_shelf:
-                state.shelf_qty = scan.qty
-            else:
-                state.backroom_qty = scan.qty
-        elif scan.kind == "adjust":
-            if on_shelf:
-                state.shelf_qty = max(0, state.shelf_qty + scan.qty)
-            else:
-                state.backroom_qty = max(0, state.backroom_qty + scan.qty)
+        delta = scan.qty
+        if scan.kind == "move_to_shelf":
+            if not shelf_counted:
+                state.shelf_qty += delta
+            if not backroom_counted:
+                state.backroom_qty -= delta
+        elif on_shelf:
+            if not shelf_counted:
+                state.shelf_qty += delta
+        elif not backroom_counted:
+            state.backroom_qty += delta
 
     def apply_vision(self, state: SkuState, fill: float, confidence: float, params: SkuParams,
                      min_confidence: float = 0.6) -> bool:
@@ -217,19 +231,25 @@ class InventoryBook:
         return False
 
 
+def _counted(count_ts: str | None, stamp: str) -> bool:
+    """True when a delta at `stamp` is already part of the location's latest count."""
+    return count_ts is not None and stamp <= count_ts
+
+
 def to_inventory_state(state: SkuState, params: SkuParams, demand_per_hour: float | None = None,
                        ) -> InventoryState:
     rate = state.demand.rate if demand_per_hour is None else demand_per_hour
     rate = max(rate, 0.0)
-    shelf_out = round(state.shelf_qty / rate, 2) if rate > 1e-9 else None
-    stockout = round((state.shelf_qty + state.backroom_qty) / rate, 2) if rate > 1e-9 else None
+    shelf, backroom = max(0, state.shelf_qty), max(0, state.backroom_qty)
+    shelf_out = round(shelf / rate, 2) if rate > 1e-9 else None
+    stockout = round((shelf + backroom) / rate, 2) if rate > 1e-9 else None
     assert state.ts is not None
     return InventoryState(
         ts=datetime.fromisoformat(state.ts),
         store_id=state.store_id,
         sku=state.sku,
-        shelf_qty=state.shelf_qty,
-        backroom_qty=state.backroom_qty,
+        shelf_qty=shelf,
+        backroom_qty=backroom,
         shelf_capacity=params.shelf_capacity,
         vision_fill=state.vision_fill,
         demand_per_hour=round(rate, 4),

@@ -63,13 +63,12 @@ def make_topics(app: faust.App, settings: Settings) -> Topics:
     )
 
 
-def raw_messages(events: Sequence[EventT], prefix: str) -> list[RawMessage]:
-    out = []
-    for ev in events:
-        m = ev.message
-        topic = m.topic[len(prefix) :] if prefix and m.topic.startswith(prefix) else m.topic
-        out.append(RawMessage(topic, m.partition, m.offset, m.key, m.value))
-    return out
+def raw_messages(events: Sequence[EventT], topic: str) -> list[RawMessage]:
+    """The batch as plain messages of contract topic `topic` (the agent's own source)."""
+    return [
+        RawMessage(topic, ev.message.partition, ev.message.offset, ev.message.key, ev.message.value)
+        for ev in events
+    ]
 
 
 async def send_records(topic: faust.TopicT, records: Sequence[Record], key_of: Any = None) -> None:
@@ -86,11 +85,13 @@ async def send_dead(topic: faust.TopicT, dead: Sequence[DeadLetter]) -> None:
 
 def create_app(settings: Settings) -> faust.App:
     """Build the worker app; nothing talks to the broker until the worker starts."""
+    datadir = (settings.data_dir / "worker").resolve()
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{b.strip()}" for b in settings.bootstrap.split(",")],
         store=settings.store,
-        datadir=str((settings.data_dir / "worker").resolve()),
+        datadir=str(datadir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         key_serializer="raw",
@@ -106,7 +107,6 @@ def create_app(settings: Settings) -> faust.App:
     )
     topics = make_topics(app, settings)
     app.backroom_topics = topics  # type: ignore[attr-defined]
-    prefix = settings.topic_prefix
 
     # --- tables --------------------------------------------------------------------------
     # Keys as raw UTF-8 so the producer partitioner hashes the same bytes as the source events.
@@ -136,27 +136,41 @@ def create_app(settings: Settings) -> faust.App:
         value: dict[str, Any] | None = catalog.get(key)
         return value
 
-    @app.agent(app.topic(topics.sales.get_topic_name(), topics.scans.get_topic_name(),
-                         key_type=bytes, value_type=bytes), name="inventory")  # fmt: skip
-    async def inventory_agent(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            result = inventory_processor.process(
-                raw_messages(events, prefix), inventory.get, catalog_get
-            )
-            for key, value in result.states.items():
-                inventory[key] = value
-            await send_records(topics.state, result.published)
-            await send_dead(topics.dead_letter, result.dead)
+    async def inventory_batch(topic: str, events: Sequence[EventT]) -> None:
+        result = inventory_processor.process(raw_messages(events, topic), inventory.get, catalog_get)
+        for key, value in result.states.items():
+            inventory[key] = value
+        await send_records(topics.state, result.published)
+        await send_dead(topics.dead_letter, result.dead)
 
-    @app.agent(app.topic(topics.state.get_topic_name(), topics.observations.get_topic_name(),
-                         key_type=bytes, value_type=bytes), name="alerts")  # fmt: skip
+    async def alerts_batch(topic: str, events: Sequence[EventT]) -> None:
+        result = alert_processor.process(raw_messages(events, topic), alert_books.get)
+        for key, value in result.books.items():
+            alert_books[key] = value
+        await send_records(topics.alerts, result.alerts)
+        await send_dead(topics.dead_letter, result.dead)
+
+    # One agent per source topic: each knows its record type, and both share the tables. The
+    # read-modify-write of a batch has no await inside, so agents never interleave on a key.
+    @app.agent(topics.sales, name="sales")
+    async def sales_agent(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            await inventory_batch("pos.sales", events)
+
+    @app.agent(topics.scans, name="scans")
+    async def scans_agent(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            await inventory_batch("backroom.scans", events)
+
+    @app.agent(topics.state, name="alerts")
     async def alerts_agent(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            result = alert_processor.process(raw_messages(events, prefix), alert_books.get)
-            for key, value in result.books.items():
-                alert_books[key] = value
-            await send_records(topics.alerts, result.alerts)
-            await send_dead(topics.dead_letter, result.dead)
+            await alerts_batch("inventory.state", events)
+
+    @app.agent(topics.observations, name="observation-alerts")
+    async def observation_alerts_agent(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            await alerts_batch("shelf.observations", events)
 
     @app.agent(topics.catalog, name="catalog")
     async def catalog_agent(stream: faust.StreamT) -> None:
@@ -178,8 +192,10 @@ def create_app(settings: Settings) -> faust.App:
             catalog[key] = entry.to_dict()
 
     app.backroom_agents = {  # type: ignore[attr-defined]
-        "inventory": inventory_agent,
+        "sales": sales_agent,
+        "scans": scans_agent,
         "alerts": alerts_agent,
+        "observation_alerts": observation_alerts_agent,
         "catalog": catalog_agent,
     }
     return app

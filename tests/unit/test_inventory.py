@@ -1,0 +1,122 @@
+"""Inventory math: the kind semantics of scans, sales, never negative, idempotence."""
+
+from __future__ import annotations
+
+import orjson
+
+from backroom.inventory import InventoryBook, SkuParams, SkuState, to_inventory_state
+from backroom.records import Sale, Scan, decode
+from tests.factories import sale, scan
+
+
+def ev(d: dict) -> Sale | Scan:
+    return decode(Scan if "kind" in d else Sale, orjson.dumps(d))
+
+
+def apply_all(events: list[dict], state: SkuState | None = None) -> SkuState:
+    book = InventoryBook(dedup_window=8)
+    state = state or SkuState("S1", "A")
+    for d in events:
+        book.apply(state, ev(d))
+    return state
+
+
+PARAMS = SkuParams(shelf_capacity=20, min_shelf_qty=5, lead_time_hours=24, case_pack=6)
+
+
+def test_receive_move_sell() -> None:
+    s = apply_all([scan("receive", 24), scan("move_to_shelf", 10, minutes=1), sale(qty=3, minutes=2)])
+    assert (s.shelf_qty, s.backroom_qty) == (7, 14)
+
+
+def test_receive_onto_the_shelf_and_against_on_order() -> None:
+    state = SkuState("S1", "A", on_order=12)
+    s = apply_all([scan("receive", 5, location="shelf")], state)
+    assert (s.shelf_qty, s.backroom_qty, s.on_order) == (5, 0, 7)
+
+
+def test_counts_reset_the_location_they_name() -> None:
+    s = apply_all([scan("receive", 10), scan("move_to_shelf", 5), scan("count", 2, location="shelf"),
+                   scan("count", 9)])  # fmt: skip
+    assert (s.shelf_qty, s.backroom_qty) == (2, 9)
+
+
+def test_published_quantities_are_never_negative() -> None:
+    s = apply_all([scan("receive", 2), scan("adjust", -5), sale(qty=4)])
+    out = to_inventory_state(s, PARAMS)
+    assert (out.shelf_qty, out.backroom_qty) == (0, 0)
+    assert (s.shelf_qty, s.backroom_qty) == (-4, -3)  # the ledgers remember the inaccuracy
+
+
+def test_arrival_order_across_topics_does_not_change_the_result() -> None:
+    import itertools
+
+    events = [scan("receive", 30, minutes=0), scan("move_to_shelf", 20, minutes=1),
+              sale(qty=3, minutes=2), sale(qty=2, minutes=3), scan("adjust", -1, minutes=4)]  # fmt: skip
+    results = {
+        (s.shelf_qty, s.backroom_qty)
+        for order in itertools.permutations(events)
+        for s in [apply_all(list(order))]
+    }
+    assert results == {(15, 9)}
+
+
+def test_a_count_absorbs_earlier_deltas_that_arrive_late() -> None:
+    s = apply_all([scan("count", 10, location="shelf", minutes=5), sale(qty=2, minutes=3),
+                   sale(qty=1, minutes=6)])  # fmt: skip
+    assert s.shelf_qty == 9  # the sale at 09:03 is already in the 09:05 count
+
+
+def test_repeated_event_id_changes_nothing() -> None:
+    book = InventoryBook()
+    state = SkuState("S1", "A")
+    receive = ev(scan("receive", 10))
+    assert book.apply(state, receive)
+    before = state.to_dict()
+    assert not book.apply(state, receive)
+    assert state.to_dict() == before
+
+
+def test_dedup_window_is_bounded() -> None:
+    s = apply_all([scan("receive", 1) for _ in range(20)])
+    assert len(s.seen) == 8 and s.backroom_qty == 20
+
+
+def test_state_round_trips_through_the_table_format() -> None:
+    s = apply_all([scan("receive", 10), scan("move_to_shelf", 6), sale(qty=2, minutes=90)])
+    again = SkuState.from_dict(orjson.loads(orjson.dumps(s.to_dict())))
+    assert again.to_dict() == s.to_dict()
+
+
+def test_event_time_clock_never_runs_backwards() -> None:
+    s = apply_all([sale(minutes=10), scan("receive", 5, minutes=5)])
+    assert s.ts is not None and s.ts.startswith("2026-11-27T09:10")
+
+
+def test_demand_rate_learns_closed_hours_and_censors_empty_shelf_hours() -> None:
+    events = [scan("receive", 100), scan("move_to_shelf", 100)]
+    for hour in range(6):
+        events += [sale(qty=1, minutes=hour * 60 + m) for m in (5, 25, 45)]  # 3/hour
+    s = apply_all(events)
+    assert abs(s.demand.rate - 3.0) < 1e-6
+    # An hour spent with an empty shelf (sales recorded against zero stock) is not learned.
+    empty = SkuState("S1", "B")
+    apply_all([sale(sku="B", minutes=0), sale(sku="B", minutes=70)], empty)
+    assert empty.demand.hours_seen == 0
+
+
+def test_projection_to_inventory_state() -> None:
+    s = apply_all([scan("receive", 30), scan("move_to_shelf", 10)])
+    s.demand.rate = 2.0
+    out = to_inventory_state(s, PARAMS)
+    assert out.hours_to_shelf_out == 5.0 and out.hours_to_stockout == 15.0
+    assert out.shelf_capacity == 20 and out.version == 2
+
+
+def test_vision_fill_pulls_a_low_record_up_but_never_hides_a_gap() -> None:
+    book = InventoryBook()
+    s = apply_all([scan("count", 2, location="shelf")])
+    assert book.apply_vision(s, fill=0.9, confidence=0.9, params=PARAMS)
+    assert s.shelf_qty == 18
+    assert not book.apply_vision(s, fill=0.0, confidence=0.95, params=PARAMS)
+    assert s.shelf_qty == 18 and s.vision_fill == 0.0
