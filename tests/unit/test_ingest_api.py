@@ -1,0 +1,197 @@
+"""Ingest API through httpx's ASGI transport with a fake publish (no broker).
+
+    pytest tests/unit/test_ingest_api.py
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+
+from backroom.settings import Settings
+from producers.ingest_api import create_ingest_app, ingest_router
+
+SALE = {"event_id": "t1-1", "ts": "2026-11-27T09:15:00Z", "store_id": "S001", "sku": "MILK-1L", "qty": 2}
+SCAN = {"event_id": "s1", "ts": "2026-11-27T09:15:00+01:00", "store_id": "S001", "sku": "MILK-1L",
+        "kind": "move_to_shelf", "qty": 12, "location": "shelf"}  # fmt: skip
+FRAME = {"event_id": "f1", "ts": "2026-11-27T09:15:00Z", "store_id": "S001", "camera_id": "cam-1",
+         "frame_uri": "file:///frames/cam-1/0001.jpg", "width": 640, "height": 480}  # fmt: skip
+SKU = {"sku": "MILK-1L", "name": "Milk 1 l", "category": "Dairy", "shelf_capacity": 36,
+       "min_shelf_qty": 8, "lead_time_hours": 48.0, "case_pack": 12}  # fmt: skip
+PLANOGRAM = {"store_id": "S001", "camera_id": "cam-1",
+             "slots": [{"sku": "MILK-1L", "box": [0.0, 0.0, 0.5, 0.5], "facings": 4}]}  # fmt: skip
+
+
+class FakePublish:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+        self.fail = fail
+
+    async def __call__(self, topic: str, key: str, value: bytes) -> None:
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.sent.append((topic, key, orjson.loads(value)))
+
+
+@pytest.fixture
+def make_client(settings_factory: Callable[..., Settings]):  # type: ignore[no-untyped-def]
+    def make(publish: FakePublish | None = None, **overrides: Any) -> tuple[httpx.AsyncClient, FakePublish]:
+        settings = settings_factory(topic_prefix="p.", **overrides)
+        pub = publish or FakePublish()
+        app = FastAPI()
+        app.include_router(ingest_router(settings, pub))
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+        return client, pub
+
+    return make
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "topic", "key"),
+    [
+        ("sales", SALE, "p.pos.sales", "S001:MILK-1L"),
+        ("scans", SCAN, "p.backroom.scans", "S001:MILK-1L"),
+        ("frames", FRAME, "p.camera.frames", "S001:cam-1"),
+        ("catalog/skus", SKU, "p.catalog.skus", "*:MILK-1L"),
+        ("catalog/skus", {**SKU, "store_id": "S002"}, "p.catalog.skus", "S002:MILK-1L"),
+        ("planograms", PLANOGRAM, "p.catalog.planograms", "S001:cam-1"),
+    ],
+)
+async def test_single_event_is_published_with_contract_key(make_client, path, body, topic, key) -> None:  # type: ignore[no-untyped-def]
+    client, pub = make_client()
+    async with client:
+        r = await client.post(f"/api/v1/{path}", json=body)
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 1
+    assert [(t, k) for t, k, _ in pub.sent] == [(topic, key)]
+    value = pub.sent[0][2]
+    assert "store_id" not in value if path == "catalog/skus" else value["store_id"] == "S001"
+
+
+async def test_timestamps_are_normalised_to_utc(make_client) -> None:  # type: ignore[no-untyped-def]
+    client, pub = make_client()
+    async with client:
+        await client.post("/api/v1/scans", json=SCAN)
+    assert pub.sent[0][2]["ts"] == "2026-11-27T08:15:00Z"
+
+
+async def test_batch_keeps_order_per_key(make_client) -> None:  # type: ignore[no-untyped-def]
+    client, pub = make_client()
+    events = [{**SALE, "event_id": f"e{i}", "sku": "A" if i % 2 else "B", "qty": i + 1} for i in range(10)]
+    async with client:
+        r = await client.post("/api/v1/sales/batch", json=events)
+    assert r.status_code == 202
+    assert r.json()["accepted"] == 10
+    for sku in "AB":
+        ids = [v["event_id"] for _, k, v in pub.sent if k == f"S001:{sku}"]
+        assert ids == [e["event_id"] for e in events if e["sku"] == sku]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("sales", {**SALE, "qty": 0}, ["body", "qty"]),
+        ("sales", {**SALE, "qty": "2"}, ["body", "qty"]),  # strict: a string is not a quantity
+        ("sales", {**SALE, "ts": "2026-11-27T09:15:00"}, ["body", "ts"]),  # naive timestamp
+        ("sales", {**SALE, "ts": "1970-01-01T00:00:00Z"}, ["body", "ts"]),
+        ("sales", {k: v for k, v in SALE.items() if k != "sku"}, ["body", "sku"]),
+        ("sales", {**SALE, "store_id": "Store #1"}, ["body", "store_id"]),
+        ("scans", {**SCAN, "kind": "teleport"}, ["body", "kind"]),
+        ("scans", {**SCAN, "qty": 0}, ["body"]),  # model-level rule: qty must fit the kind
+        ("frames", {**FRAME, "width": 0}, ["body", "width"]),
+        ("catalog/skus", {**SKU, "shelf_capacity": 0}, ["body", "shelf_capacity"]),
+        ("planograms", {**PLANOGRAM, "slots": [{"sku": "A", "box": [0.5, 0, 0.2, 1], "facings": 1}]},
+         ["body", "slots", 0]),
+    ],
+)  # fmt: skip
+async def test_invalid_event_is_422_with_field_message(make_client, path, body, field) -> None:  # type: ignore[no-untyped-def]
+    client, pub = make_client()
+    async with client:
+        r = await client.post(f"/api/v1/{path}", json=body)
+    assert r.status_code == 422, r.text
+    errors = r.json()["detail"]
+    assert any(e["loc"] == field and e["msg"] for e in errors), errors
+    assert pub.sent == []
+
+
+async def test_batch_with_one_bad_event_publishes_nothing(make_client) -> None:  # type: ignore[no-untyped-def]
+    client, pub = make_client()
+    events = [SALE, {**SALE, "event_id": "x", "qty": -1}]
+    async with client:
+        r = await client.post("/api/v1/sales/batch", json=events)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", 1, "qty"]
+    assert pub.sent == []
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"", b"[]", b"null", b'"text"', b"\xff\xfe"])
+async def test_malformed_bodies_are_4xx_never_500(make_client, raw: bytes) -> None:  # type: ignore[no-untyped-def]
+    client, _ = make_client()
+    async with client:
+        for path in ("/api/v1/sales", "/api/v1/sales/batch", "/api/v1/planograms"):
+            r = await client.post(path, content=raw, headers={"content-type": "application/json"})
+            assert 400 <= r.status_code < 500, (path, raw, r.status_code, r.text)
+
+
+async def test_batch_limit(make_client) -> None:  # type: ignore[no-untyped-def]
+    client, pub = make_client(ingest_max_batch=3)
+    async with client:
+        r = await client.post("/api/v1/sales/batch", json=[{**SALE, "event_id": f"e{i}"} for i in range(4)])
+    assert r.status_code == 422
+    assert "at most 3" in r.json()["detail"][0]["msg"]
+    assert pub.sent == []
+
+
+async def test_body_size_limit_is_413(make_client) -> None:  # type: ignore[no-untyped-def]
+    client, pub = make_client(ingest_max_body_bytes=2048)
+    big = [{**SALE, "event_id": f"e{i}"} for i in range(100)]
+    async with client:
+        r = await client.post("/api/v1/sales/batch", json=big)
+        assert r.status_code == 413
+
+        # A chunked upload without Content-Length is cut off while streaming.
+        async def chunks():  # type: ignore[no-untyped-def]
+            for _ in range(10):
+                yield b" " * 1000
+
+        r2 = await client.post("/api/v1/sales", content=chunks(), headers={"content-type": "application/json"})
+        assert r2.status_code == 413
+    assert pub.sent == []
+
+
+async def test_token_required_when_configured(make_client) -> None:  # type: ignore[no-untyped-def]
+    client, pub = make_client(dashboard_token="s3cret")
+    async with client:
+        assert (await client.post("/api/v1/sales", json=SALE)).status_code == 401
+        wrong = await client.post("/api/v1/sales", json=SALE, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        # 401 comes before validation: an unauthenticated caller learns nothing about the schema.
+        bad = await client.post("/api/v1/sales", json={"qty": 0})
+        assert bad.status_code == 401
+        ok = await client.post("/api/v1/sales", json=SALE, headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 202
+    assert len(pub.sent) == 1
+
+
+async def test_broker_failure_is_503(make_client) -> None:  # type: ignore[no-untyped-def]
+    client, _ = make_client(publish=FakePublish(fail=True))
+    async with client:
+        r = await client.post("/api/v1/sales", json=SALE)
+    assert r.status_code == 503
+    assert r.headers["retry-after"] == "5"
+
+
+async def test_openapi_documents_every_endpoint(settings_factory) -> None:  # type: ignore[no-untyped-def]
+    app = create_ingest_app(settings_factory())  # no broker I/O until the lifespan starts
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        spec = (await c.get("/openapi.json")).json()
+    for path in ("sales", "scans", "frames", "catalog/skus", "planograms"):
+        assert f"/api/v1/{path}" in spec["paths"]
+        assert f"/api/v1/{path}/batch" in spec["paths"]
+    body = spec["paths"]["/api/v1/sales"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "qty" in body["properties"]
