@@ -593,14 +593,16 @@ def _parse(
         try:
             con.execute(
                 f"""CREATE TEMP TABLE cat_pack AS SELECT CAST(store_id AS VARCHAR) AS store_id,
-                    CAST(sku AS VARCHAR) AS sku, TRY_CAST(case_pack AS DOUBLE) AS case_pack
-                    FROM {reader}({_lit(str(cat))})"""
+                    CAST(sku AS VARCHAR) AS sku, TRY_CAST(case_pack AS DOUBLE) AS pack
+                    FROM {reader}({_lit(str(cat))})
+                    -- one row per key, or the join would multiply sales rows
+                    QUALIFY row_number() OVER (PARTITION BY store_id, sku) = 1"""
             )
         except duckdb.Error as exc:
             raise CleaningError(f"catalog {cat}: {exc}") from None
         pack_join = f"""LEFT JOIN cat_pack cs ON cs.store_id = {store} AND cs.sku = {sku}
                         LEFT JOIN cat_pack ca ON ca.store_id = '*' AND ca.sku = {sku}"""
-        pack = f"coalesce(br_num({v('case_pack')}), cs.case_pack, ca.case_pack)"
+        pack = f"coalesce(br_num({v('case_pack')}), cs.pack, ca.pack)"
     else:
         pack = f"br_num({pack})"
 
