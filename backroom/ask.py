@@ -23,13 +23,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import orjson
 
-from backroom.history import RELATIONS, TABLES, VIEWS, HistoryBusy, HistoryStore
+from backroom.history import RELATIONS, TABLES, VIEWS, HistoryBusy, HistoryStore, history_path
 from backroom.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 MAX_QUESTION = 500
 DEFAULT_LIMIT = 50
@@ -225,7 +228,9 @@ def extract_slots(question: str, vocab: Vocabulary, default_horizon: float) -> d
         prev = tokens[i - 1].lower() if i else ""
         if "store" not in slots and t in stores:
             slots["store"] = stores[t]
-        elif "store" not in slots and prev in ("store", "shop", "branch", "location") and tok:
+        elif "store" not in slots and prev in ("store", "shop", "branch", "location") and any(
+            c.isdigit() for c in tok
+        ):
             # "store 2" -> S002 when exactly one known store has that number.
             num = _digits(tok)
             matches = [s for s in vocab.stores if num and _digits(s) == num]
@@ -732,6 +737,36 @@ def describe(intent: str, slots: dict[str, Any], cols: list[str], rows: list[lis
     return f"{n} row(s)."
 
 
+# --- HTTP ---------------------------------------------------------------------------------------
+
+
+def ask_router(settings: Settings) -> APIRouter:
+    """`GET /api/ask?q=...` -> the Answer as JSON; mounted by the dashboard (which applies its auth).
+
+    400 for refused questions (empty, too long, injection-shaped), 503 while the history file is
+    busy or a query timed out, 200 otherwise (also for "I can't answer that": intent `unknown`).
+    """
+    from fastapi import APIRouter, HTTPException, Query
+
+    router = APIRouter(tags=["ask"])
+    store = HistoryStore(history_path(settings))
+
+    # A plain def: FastAPI runs it in its thread pool, so DuckDB never blocks the event loop.
+    @router.get("/api/ask", summary="Answer a question about stock from the DuckDB history")
+    def get_ask(
+        q: str = Query(..., max_length=2000, description="the question, in plain words"),
+        store_id: str | None = Query(None, alias="store", max_length=64, description="limit to one store"),
+    ) -> dict[str, Any]:
+        answer = ask(q, store, settings, store_id=store_id)
+        if answer.intent == "refused":
+            raise HTTPException(status_code=400, detail=answer.text)
+        if answer.intent in ("busy", "timeout"):
+            raise HTTPException(status_code=503, detail=answer.text, headers={"Retry-After": "2"})
+        return answer.to_dict()
+
+    return router
+
+
 # --- optional LLM ----------------------------------------------------------------------------------
 
 
@@ -766,7 +801,11 @@ def call_llm(question: str, settings: Settings) -> str:
     url = settings.llm_base_url.rstrip("/") + "/chat/completions"
     resp = httpx.post(url, json=body, headers=headers, timeout=20.0)
     resp.raise_for_status()
-    content = resp.json()["choices"][0]["message"]["content"]
+    return str(resp.json()["choices"][0]["message"]["content"])
+
+
+def strip_fences(content: str) -> str:
+    """Models like to wrap SQL in a ```sql fence; take what is inside."""
     m = re.search(r"```(?:sql)?\s*(.*?)```", content, re.DOTALL | re.IGNORECASE)
     return (m.group(1) if m else content).strip()
 
@@ -780,7 +819,7 @@ def _ask_llm(
         notes.append(f"language model unavailable ({type(exc).__name__}); used the rule parser")
         return None
     try:
-        sql = validate_sql(sql)
+        sql = validate_sql(strip_fences(sql))
     except UnsafeSQL as exc:
         notes.append(f"language model SQL rejected: {exc}")
         return None

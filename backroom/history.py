@@ -137,6 +137,12 @@ RELATIONS: frozenset[str] = frozenset({t.name for t in TABLES} | set(VIEWS))
 JSON_TYPES = {"JSON"}
 
 
+def history_path(settings: Any) -> Path:
+    """`settings.history_file`, default `<data_dir>/history.duckdb`."""
+    explicit = getattr(settings, "history_file", None)
+    return Path(explicit) if explicit else Path(settings.data_dir) / "history.duckdb"
+
+
 class HistoryBusy(RuntimeError):
     """Another process holds the DuckDB file for writing (the sink); try again shortly."""
 

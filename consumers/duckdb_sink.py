@@ -14,21 +14,15 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from backroom.history import BY_TOPIC, HistoryStore, InsertResult, Row
+from backroom.history import BY_TOPIC, HistoryStore, InsertResult, Row, history_path
 from backroom.settings import Settings
 from producers.kafka import make_consumer
 
 log = logging.getLogger(__name__)
-
-
-def history_path(settings: Settings) -> Path:
-    explicit = getattr(settings, "history_file", None)
-    return Path(explicit) if explicit else settings.data_dir / "history.duckdb"
 
 
 @dataclass
