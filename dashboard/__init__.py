@@ -1,0 +1,1 @@
+"""The live dashboard: `backroom dashboard` (see dashboard/server.py)."""

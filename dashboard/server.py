@@ -1,0 +1,381 @@
+"""The dashboard: FastAPI app, websocket, static page, alert actions, camera frames.
+
+    backroom dashboard                       # http://127.0.0.1:8000/ (BACKROOM_DASHBOARD_PORT)
+    BACKROOM_DASHBOARD_HOST=0.0.0.0 BACKROOM_DASHBOARD_TOKEN=s3cret backroom dashboard
+    # then open http://HOST:8000/?token=s3cret once (a cookie keeps you signed in)
+
+`create_app(settings)` builds the app without touching the broker; its lifespan starts the
+Kafka bridge (`consumers/ws_bridge.py`, reading `inventory.state`, `alerts` and
+`shelf.observations` from the beginning) and the hub that flushes coalesced deltas to every
+websocket (`dashboard/hub.py`). `serve(settings)` runs it with uvicorn and refuses to bind
+beyond loopback without `BACKROOM_DASHBOARD_TOKEN`.
+
+Endpoints: `/` (page), `/ws` (snapshot, then deltas), `/api/snapshot`, `/api/heatmap`,
+`/api/stores/{store_id}/skus`, `/api/alerts`, `/api/alerts/{id}`, `POST /api/alerts/{id}/ack`,
+`POST /api/alerts/{id}/resolve`, `/api/frame?uri=` (images under settings.frames_dir only),
+`/api/status`, `/healthz`, and `/api/ask?q=` when `backroom.ask` provides `ask_router`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import anyio
+from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from backroom.settings import Settings
+from dashboard.hub import CLOSE, Hub
+from dashboard.live import AlertNotOpen, LiveView, UnknownAlert
+
+log = logging.getLogger("backroom.dashboard")
+
+STATIC = Path(__file__).resolve().parent / "static"
+COOKIE = "backroom_token"
+PUBLIC_PATHS = frozenset({"/healthz"})
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; script-src 'self'; "
+    "style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ExposureError(RuntimeError):
+    """Binding beyond loopback without a token."""
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings) -> None:
+    if not is_loopback(settings.dashboard_host) and not settings.dashboard_token:
+        raise ExposureError(
+            f"refusing to serve the dashboard on {settings.dashboard_host} without a token: "
+            "set BACKROOM_DASHBOARD_TOKEN (or bind to 127.0.0.1)"
+        )
+
+
+class AuthMiddleware:
+    """Token check for pages, API and websocket; Host/Origin checks against rebinding and CSRF.
+
+    Accepted credentials: `Authorization: Bearer <token>`, the `backroom_token` cookie, or
+    `?token=` (a page opened with it gets the cookie and is redirected to the clean URL).
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.token = settings.dashboard_token
+        self.allowed_hosts = set(LOOPBACK_NAMES) | {settings.dashboard_host.lower()}
+
+    def _presented(self, scope: Scope) -> tuple[str | None, bool]:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip(), False
+        if "cookie" in headers:
+            jar: SimpleCookie = SimpleCookie()
+            try:
+                jar.load(headers["cookie"])
+            except Exception:
+                jar = SimpleCookie()
+            if COOKIE in jar:
+                return jar[COOKIE].value, False
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        if "token" in query:
+            return query["token"], True
+        return None, False
+
+    def _ok(self, presented: str | None) -> bool:
+        assert self.token is not None
+        return presented is not None and hmac.compare_digest(presented.encode(), self.token.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host", "")
+        origin = headers.get("origin")
+        # Without a token the server is loopback-only: a Host that is not a loopback name means
+        # a DNS-rebinding page is talking to us.
+        if self.token is None and urlsplit(f"//{host}").hostname not in self.allowed_hosts | {None}:
+            await self._deny(scope, send, 403, "unexpected Host header")
+            return
+        unsafe = scope["type"] == "websocket" or scope.get("method") not in ("GET", "HEAD", "OPTIONS")
+        if origin is not None and unsafe and urlsplit(origin).netloc.lower() != host.lower():
+            await self._deny(scope, send, 403, "cross-origin request refused")
+            return
+        if self.token is None or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        presented, from_query = self._presented(scope)
+        if not self._ok(presented):
+            await self._deny(scope, send, 401, "missing or wrong token: open /?token=<BACKROOM_DASHBOARD_TOKEN> "
+                                               "or send Authorization: Bearer <token>")  # fmt: skip
+            return
+        if from_query and scope["type"] == "http" and scope.get("method") == "GET" \
+                and not scope["path"].startswith("/api/"):
+            # Swap the token in the URL for a cookie so it does not linger in history or logs.
+            rest = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode()) if k != "token"]
+            location = scope["path"] + (f"?{urlencode(rest)}" if rest else "")
+            cookie = f"{COOKIE}={presented}; Path=/; HttpOnly; SameSite=Strict"
+            await send({"type": "http.response.start", "status": 303,
+                        "headers": [(b"location", location.encode()), (b"set-cookie", cookie.encode()),
+                                    *SECURITY_HEADERS]})  # fmt: skip
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _deny(scope: Scope, send: Send, status: int, message: str) -> None:
+        if scope["type"] == "websocket":
+            # Closing before accept makes the server answer the upgrade with HTTP 403.
+            await send({"type": "websocket.close", "code": 1008, "reason": message[:100]})
+            return
+        body = JSONResponse({"detail": message}).body
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()), *SECURITY_HEADERS]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _mount_optional_routers(app: FastAPI, settings: Settings, state: dict[str, Any]) -> None:
+    """Other areas' routers, when their modules are present (they land independently)."""
+    try:
+        from backroom.ask import ask_router  # type: ignore[attr-defined]
+    except ImportError:
+        log.info("backroom.ask.ask_router not available: /api/ask not mounted")
+    else:
+        app.include_router(ask_router(settings))
+        state["ask"] = True
+
+
+def create_app(settings: Settings, *, kafka: bool = True, view: LiveView | None = None,
+               flush_s: float = 0.2) -> FastAPI:
+    """The dashboard app. No broker I/O here: the lifespan starts the bridge (unless kafka=False,
+    for tests and the benchmark, which feed `app.state.view` directly)."""
+    check_exposure(settings)
+    view = view if view is not None else LiveView(horizon_hours=settings.horizon_hours)
+    hub = Hub(view, flush_s=flush_s)
+    features: dict[str, Any] = {"ask": False}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from consumers.ws_bridge import KafkaBridge
+
+        bridge = KafkaBridge(settings, view) if kafka else None
+        app.state.bridge = bridge
+        hub.start()
+        if bridge is not None:
+            bridge.start()
+        try:
+            yield
+        finally:
+            if bridge is not None:
+                await bridge.stop()
+            await hub.stop()
+
+    app = FastAPI(title="Backroom dashboard", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)  # fmt: skip
+    app.state.view = view
+    app.state.hub = hub
+    app.state.bridge = None
+    app.state.settings = settings
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
+
+    @app.get("/api/status")
+    async def status() -> dict[str, Any]:
+        bridge = app.state.bridge
+        return {
+            "kafka": bridge.status if bridge is not None else None,
+            "counts": view.counts,
+            "now": view.now,
+            "clients": len(hub.clients),
+            "hub": {k: v for k, v in vars(hub.stats).items() if k != "extra"} | hub.stats.extra,
+            "features": features,
+        }
+
+    @app.get("/api/snapshot")
+    async def snapshot() -> dict[str, Any]:
+        return view.snapshot()
+
+    @app.get("/api/heatmap")
+    async def heatmap() -> list[dict[str, Any]]:
+        return view.heatmap()
+
+    @app.get("/api/stores/{store_id}/skus")
+    async def store_skus(store_id: str) -> list[dict[str, Any]]:
+        rows = [s for s in view.states.values() if s.get("store_id") == store_id]
+        if not rows:
+            raise HTTPException(404, f"no inventory state for store {store_id!r}")
+        return sorted(rows, key=lambda s: s["sku"])
+
+    @app.get("/api/alerts")
+    async def alerts(status: str = Query("open", pattern="^(open|resolved|all)$")) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if status in ("open", "all"):
+            out += view.alerts.values()
+        if status in ("resolved", "all"):
+            out += view.resolved.values()
+        return out
+
+    @app.get("/api/alerts/{alert_id}")
+    async def alert(alert_id: str) -> dict[str, Any]:
+        found = view.get_alert(alert_id)
+        if found is None:
+            raise HTTPException(404, f"no alert with id {alert_id!r}")
+        return found
+
+    def _act(action: Callable[[str], dict[str, Any]], alert_id: str) -> dict[str, Any]:
+        try:
+            return action(alert_id)
+        except UnknownAlert:
+            raise HTTPException(404, f"no alert with id {alert_id!r}") from None
+        except AlertNotOpen:
+            raise HTTPException(409, f"alert {alert_id!r} is already resolved") from None
+
+    @app.post("/api/alerts/{alert_id}/ack")
+    async def ack(alert_id: str) -> dict[str, Any]:
+        return _act(view.acknowledge, alert_id)
+
+    @app.post("/api/alerts/{alert_id}/resolve")
+    async def resolve(alert_id: str) -> dict[str, Any]:
+        return _act(view.resolve, alert_id)
+
+    @app.get("/api/frame")
+    async def frame(uri: str = Query(..., min_length=1, max_length=1024)) -> Response:
+        return await anyio.to_thread.run_sync(_frame_response, settings, uri)
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        client = hub.connect()
+
+        async def sender() -> None:
+            while True:
+                text = await client.queue.get()
+                if text is CLOSE or text == CLOSE:
+                    await websocket.close(1001)
+                    return
+                await websocket.send_text(text)
+
+        async def receiver() -> None:
+            while True:
+                msg = await websocket.receive_text()
+                if msg == "resync":  # the page saw a seq gap: queue a fresh snapshot
+                    from dashboard.hub import dumps
+
+                    client.queue.put_nowait(dumps(view.snapshot())) if not client.queue.full() else None
+
+        try:
+            async with anyio.create_task_group() as tg:
+                async def run_then_cancel(fn: Callable[[], Awaitable[None]]) -> None:
+                    try:
+                        await fn()
+                    finally:
+                        tg.cancel_scope.cancel()
+
+                tg.start_soon(run_then_cancel, sender)
+                tg.start_soon(run_then_cancel, receiver)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        except BaseExceptionGroup as eg:  # disconnect seen by both tasks at once
+            if not eg.subgroup((WebSocketDisconnect, RuntimeError, OSError)):
+                raise
+        finally:
+            hub.disconnect(client)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _mount_optional_routers(app, settings, features)
+    # Outermost first: auth wraps everything, including mounted routers and static files.
+    app.add_middleware(SecurityHeaders)  # type: ignore[arg-type]
+    app.add_middleware(AuthMiddleware, settings=settings)  # type: ignore[arg-type]
+    return app
+
+
+IMAGE_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
+
+
+def _frame_response(settings: Settings, uri: str) -> Response:
+    """A camera frame from settings.frames_dir only, after the vision module's path checks."""
+    from backroom.records import InvalidEvent
+    from backroom.vision.frames import image_header, read_frame_bytes, resolve_frame_path
+
+    try:
+        path = resolve_frame_path(uri, settings.frames_dir)
+        data = read_frame_bytes(path, settings.frame_max_bytes)
+        kind, _w, _h = image_header(data)
+    except InvalidEvent as exc:
+        status = 404 if "not found" in exc.reason else 400
+        return JSONResponse({"detail": exc.reason}, status_code=status)
+    media = IMAGE_TYPES.get(kind)
+    if media is None:
+        return JSONResponse({"detail": f"unsupported image type {kind!r}"}, status_code=415)
+    return Response(data, media_type=media, headers={"cache-control": "private, max-age=3600"})
+
+
+def serve(settings: Settings) -> None:
+    """Run the dashboard with uvicorn on settings.dashboard_host:dashboard_port."""
+    import uvicorn
+
+    try:
+        check_exposure(settings)
+    except ExposureError as exc:
+        raise SystemExit(str(exc)) from None
+    app = create_app(settings)
+    host = settings.dashboard_host
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Backroom dashboard on http://{shown}:{settings.dashboard_port}/", flush=True)
+    uvicorn.run(app, host=host, port=settings.dashboard_port, log_level="warning",
+                ws_ping_interval=20, ws_ping_timeout=20, timeout_graceful_shutdown=3)  # fmt: skip
