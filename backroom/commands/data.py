@@ -109,9 +109,12 @@ def history(
     from backroom.commands.core import require_broker
     from backroom.history import HistoryStore, history_path
     from consumers.duckdb_sink import run_sink
+    from streams.topics import CONTRACT_TOPICS, ensure_topics
 
     settings = get_settings()
     require_broker(settings)
+    # Subscribing to a topic that does not exist yet would skip it until the next rebalance.
+    asyncio.run(ensure_topics(settings, CONTRACT_TOPICS, changelogs=False))
     path = history_path(settings)
     store = HistoryStore(path)
     typer.echo(f"history -> {path}" + (" (until caught up)" if once else " (Ctrl-C stops)"))
