@@ -248,7 +248,7 @@ def test_unreachable_llm_falls_back(store: HistoryStore) -> None:
 
 
 async def test_api_route(store: HistoryStore, tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, history_file=store.path)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, history_file=Path(store.path))  # type: ignore[call-arg]
     app = FastAPI()
     app.include_router(ask_router(settings))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:

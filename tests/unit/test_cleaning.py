@@ -86,7 +86,7 @@ def test_sales_values_are_normalised(samples) -> None:  # type: ignore[no-untype
     assert out["T1008-1"]["qty"] == 1000  # "1,000" thousands separator
     assert out["T1009-1"]["sku"] == "000123"  # Excel's leading apostrophe dropped
     # sorted by event time
-    stamps = [r["ts"] for r in rows(samples["sales"].outputs["data"])]  # type: ignore[attr-defined]
+    stamps = [str(r["ts"]) for r in rows(samples["sales"].outputs["data"])]  # type: ignore[attr-defined]
     assert stamps == sorted(stamps)
 
 

@@ -22,7 +22,7 @@ RAW = Path(__file__).resolve().parents[2] / "data" / "raw"
 def processed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("processed")
     return {
-        name: Path(clean(RAW / f"{name}.csv", out, fmt, tz="Europe/Berlin").outputs["data"])
+        name: Path(clean(RAW / f"{name}.csv", out, fmt, tz="Europe/Berlin").outputs["data"])  # type: ignore[arg-type]
         for name, fmt in (("sales", "parquet"), ("scans", "csv"), ("products", "parquet"))
     }
 
