@@ -29,13 +29,19 @@ TOPICS = ("inventory.state", "alerts", "shelf.observations")
 
 
 class KafkaBridge:
-    def __init__(self, settings: Settings, view: LiveView,
-                 consumer_factory: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, view: LiveView, consumer_factory: Callable[..., Any] | None = None
+    ) -> None:
         self.settings = settings
         self.view = view
         self._factory = consumer_factory
-        self.status: dict[str, Any] = {"connected": False, "records": 0, "bad_records": 0,
-                                       "last_error": None, "topics": list(TOPICS)}
+        self.status: dict[str, Any] = {
+            "connected": False,
+            "records": 0,
+            "bad_records": 0,
+            "last_error": None,
+            "topics": list(TOPICS),
+        }
         self._apply = {
             settings.topic("inventory.state"): view.apply_state,
             settings.topic("alerts"): view.apply_alert,

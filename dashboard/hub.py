@@ -19,14 +19,14 @@ from typing import Any
 
 import orjson
 
-from dashboard.live import LiveView
+from dashboard.live import LiveView, to_wire
 
 CLOSE = ""  # sentinel queued to a client when the hub shuts down
 
 
 def dumps(msg: dict[str, Any]) -> str:
     # One serialisation per flush, shared by every client; str because browsers get text frames.
-    return orjson.dumps(msg, option=orjson.OPT_NON_STR_KEYS).decode()
+    return orjson.dumps(to_wire(msg), option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 @dataclass(eq=False)
@@ -48,8 +48,13 @@ class HubStats:
 
 
 class Hub:
-    def __init__(self, view: LiveView, flush_s: float = 0.2, max_queue: int = 8,
-                 on_flush: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        view: LiveView,
+        flush_s: float = 0.2,
+        max_queue: int = 8,
+        on_flush: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.view = view
         self.flush_s = flush_s
         self.max_queue = max_queue

@@ -58,7 +58,9 @@ def sku_risk(state: dict[str, Any], horizon_hours: float = 48.0) -> float:
         return 0.8
     min_qty = state.get("min_shelf_qty")
     to_shelf_out = state.get("hours_to_shelf_out")
-    if (min_qty is not None and shelf <= min_qty) or (to_shelf_out is not None and to_shelf_out <= 2):
+    if (min_qty is not None and shelf <= min_qty) or (
+        to_shelf_out is not None and to_shelf_out <= 2
+    ):
         return 0.6
     to_stockout = state.get("hours_to_stockout")
     if to_stockout is not None and to_stockout <= horizon_hours:
@@ -320,7 +322,9 @@ class LiveView:
         }
 
     def pending(self) -> bool:
-        return bool(self._dirty_states or self._dirty_alerts or self._dirty_obs or self._dirty_cells)
+        return bool(
+            self._dirty_states or self._dirty_alerts or self._dirty_obs or self._dirty_cells
+        )
 
     def drain(self) -> dict[str, Any] | None:
         """The coalesced changes since the last drain (latest value per key), or None."""
@@ -342,6 +346,34 @@ class LiveView:
         self._dirty_alerts = {}
         self._dirty_cells = set()
         return delta
+
+
+CELL_FIELDS = (
+    "store_id",
+    "category",
+    "skus",
+    "availability",
+    "risk",
+    "open_alerts",
+    "max_severity",
+)
+
+
+def to_wire(msg: dict[str, Any]) -> dict[str, Any]:
+    """The websocket form of a snapshot or delta: states and cells as rows under a field list.
+
+    Deltas are mostly states and cells; as rows they are ~2.5× smaller than as objects and
+    several times cheaper to parse, which is what keeps hundreds of pages smooth. The page
+    turns rows back into objects (dashboard/static/app.js, `rows()`); REST endpoints keep
+    plain objects.
+    """
+    out = dict(msg)
+    out["states"] = {
+        "f": STATE_FIELDS,
+        "r": [[s.get(f) for f in STATE_FIELDS] for s in msg["states"]],
+    }
+    out["cells"] = {"f": CELL_FIELDS, "r": [[c.get(f) for f in CELL_FIELDS] for c in msg["cells"]]}
+    return out
 
 
 class UnknownAlert(KeyError):

@@ -114,7 +114,9 @@ class AuthMiddleware:
 
     def _ok(self, presented: str | None) -> bool:
         assert self.token is not None
-        return presented is not None and hmac.compare_digest(presented.encode(), self.token.encode())
+        return presented is not None and hmac.compare_digest(
+            presented.encode(), self.token.encode()
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -128,7 +130,11 @@ class AuthMiddleware:
         if self.token is None and urlsplit(f"//{host}").hostname not in self.allowed_hosts | {None}:
             await self._deny(scope, send, 403, "unexpected Host header")
             return
-        unsafe = scope["type"] == "websocket" or scope.get("method") not in ("GET", "HEAD", "OPTIONS")
+        unsafe = scope["type"] == "websocket" or scope.get("method") not in (
+            "GET",
+            "HEAD",
+            "OPTIONS",
+        )
         if origin is not None and unsafe and urlsplit(origin).netloc.lower() != host.lower():
             await self._deny(scope, send, 403, "cross-origin request refused")
             return
@@ -140,10 +146,18 @@ class AuthMiddleware:
             await self._deny(scope, send, 401, "missing or wrong token: open /?token=<BACKROOM_DASHBOARD_TOKEN> "
                                                "or send Authorization: Bearer <token>")  # fmt: skip
             return
-        if from_query and scope["type"] == "http" and scope.get("method") == "GET" \
-                and not scope["path"].startswith("/api/"):
+        if (
+            from_query
+            and scope["type"] == "http"
+            and scope.get("method") == "GET"
+            and not scope["path"].startswith("/api/")
+        ):
             # Swap the token in the URL for a cookie so it does not linger in history or logs.
-            rest = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode()) if k != "token"]
+            rest = [
+                (k, v)
+                for k, v in parse_qsl(scope.get("query_string", b"").decode())
+                if k != "token"
+            ]
             location = scope["path"] + (f"?{urlencode(rest)}" if rest else "")
             cookie = f"{COOKIE}={presented}; Path=/; HttpOnly; SameSite=Strict"
             await send({"type": "http.response.start", "status": 303,
@@ -194,8 +208,9 @@ def _mount_optional_routers(app: FastAPI, settings: Settings, state: dict[str, A
         state["ask"] = True
 
 
-def create_app(settings: Settings, *, kafka: bool = True, view: LiveView | None = None,
-               flush_s: float = 0.2) -> FastAPI:
+def create_app(
+    settings: Settings, *, kafka: bool = True, view: LiveView | None = None, flush_s: float = 0.2
+) -> FastAPI:
     """The dashboard app. No broker I/O here: the lifespan starts the bridge (unless kafka=False,
     for tests and the benchmark, which feed `app.state.view` directly)."""
     check_exposure(settings)
@@ -262,7 +277,9 @@ def create_app(settings: Settings, *, kafka: bool = True, view: LiveView | None 
         return sorted(rows, key=lambda s: s["sku"])
 
     @app.get("/api/alerts")
-    async def alerts(status: str = Query("open", pattern="^(open|resolved|all)$")) -> list[dict[str, Any]]:
+    async def alerts(
+        status: str = Query("open", pattern="^(open|resolved|all)$"),
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         if status in ("open", "all"):
             out += view.alerts.values()
@@ -316,10 +333,13 @@ def create_app(settings: Settings, *, kafka: bool = True, view: LiveView | None 
                 if msg == "resync":  # the page saw a seq gap: queue a fresh snapshot
                     from dashboard.hub import dumps
 
-                    client.queue.put_nowait(dumps(view.snapshot())) if not client.queue.full() else None
+                    client.queue.put_nowait(
+                        dumps(view.snapshot())
+                    ) if not client.queue.full() else None
 
         try:
             async with anyio.create_task_group() as tg:
+
                 async def run_then_cancel(fn: Callable[[], Awaitable[None]]) -> None:
                     try:
                         await fn()
@@ -377,5 +397,8 @@ def serve(settings: Settings) -> None:
     host = settings.dashboard_host
     shown = f"[{host}]" if ":" in host else host
     print(f"Backroom dashboard on http://{shown}:{settings.dashboard_port}/", flush=True)
+    # No permessage-deflate: it would compress every delta once per client (CPU × clients) to
+    # save bandwidth that a store LAN does not lack; the delta is serialised once and shared.
     uvicorn.run(app, host=host, port=settings.dashboard_port, log_level="warning",
-                ws_ping_interval=20, ws_ping_timeout=20, timeout_graceful_shutdown=3)  # fmt: skip
+                ws_per_message_deflate=False, ws_ping_interval=20, ws_ping_timeout=20,
+                timeout_graceful_shutdown=3)  # fmt: skip
