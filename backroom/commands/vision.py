@@ -51,6 +51,11 @@ def train_detector_cmd(
     models_dir: Path = typer.Option(Path("models"), "--models-dir"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, or a CUDA index"),
     workers: int = typer.Option(2, "--workers"),
+    init: Path = typer.Option(None, "--init", help="start from these weights (ours)"),
+    hours: float = typer.Option(None, "--hours", help="wall-clock cap; epochs re-fitted to it"),
+    threads: int = typer.Option(
+        0, "--threads", help="torch CPU threads, 0 = all cores; 1 is faster on a busy machine"
+    ),
 ) -> None:
     """Train the shelf detector from scratch on rendered frames; write .pt, .onnx and a card."""
     from backroom.vision.train import TrainConfig, train_detector
@@ -70,6 +75,9 @@ def train_detector_cmd(
         models_dir=models_dir,
         device=device,
         workers=workers,
+        init=init,
+        hours=hours,
+        threads=threads,
         work_dir=get_settings().data_dir / "train",
         command="backroom " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )

@@ -42,6 +42,13 @@ class TrainConfig:
     work_dir: Path = Path(".backroom/train")
     device: str = "auto"  # auto = GPU 0 when torch sees one, else cpu
     threads: int = 0  # torch CPU threads; 0 = every core (ultralytics would leave one idle)
+    # Optimizer step every batch: ultralytics' nominal batch of 64 would accumulate 4 batches of
+    # 16 per step, a quarter of the updates — too few for a from-scratch run on a CPU budget.
+    nbs: int = 0  # 0 = batch
+    val_every_epoch: bool = False  # validate only at the end: saves ~15% of CPU training time
+    init: Path | None = None  # continue from these weights (ours; never a download)
+    hours: float | None = None  # wall-clock cap: ultralytics re-fits the epoch count to it
+    compare_results: list[dict[str, Any]] = field(default_factory=list)  # measured earlier
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -54,7 +61,9 @@ def _device(spec: str) -> str:
     return "0" if torch.cuda.is_available() else "cpu"
 
 
-def _train_args(cfg: TrainConfig, data: Path, epochs: int, run: str) -> dict[str, Any]:
+def _train_args(
+    cfg: TrainConfig, data: Path, epochs: int, run: str, init: Path | None = None
+) -> dict[str, Any]:
     return dict(
         data=str(data),
         epochs=epochs,
@@ -65,7 +74,9 @@ def _train_args(cfg: TrainConfig, data: Path, epochs: int, run: str) -> dict[str
         project=str(cfg.work_dir.resolve() / "runs"),
         name=run,
         exist_ok=True,
-        pretrained=False,
+        # False = random init; a path = start from those weights (ultralytics otherwise drops the
+        # loaded checkpoint when pretrained=False).
+        pretrained=str(init) if init is not None else False,
         plots=False,
         amp=False,
         seed=cfg.seed,
@@ -83,6 +94,9 @@ def _train_args(cfg: TrainConfig, data: Path, epochs: int, run: str) -> dict[str
         close_mosaic=max(1, epochs // 4),
         warmup_epochs=min(2.0, max(0.0, epochs / 5)),
         patience=100,
+        nbs=cfg.nbs or cfg.batch,
+        val=cfg.val_every_epoch,
+        **({"time": cfg.hours} if cfg.hours else {}),
         **cfg.extra,
     )
 
@@ -114,7 +128,7 @@ def train_one(cfg: TrainConfig, arch: str, data: Path, epochs: int, init: Path |
     model = YOLO(str(init)) if init is not None else YOLO(f"{arch}.yaml")
     run = f"{arch}-{epochs}e-{int(time.time())}"
     t0 = time.perf_counter()
-    model.train(**_train_args(cfg, data, epochs, run))
+    model.train(**_train_args(cfg, data, epochs, run, init))
     secs = time.perf_counter() - t0
     best = cfg.work_dir.resolve() / "runs" / run / "weights" / "best.pt"
     val = YOLO(str(best)).val(
@@ -160,8 +174,9 @@ def train_detector(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
         log(f"rendered {counts} in {time.perf_counter() - t:.0f}s -> {data_dir}")
     data = data_dir / "data.yaml"
 
-    compare: list[dict] = []
+    compare: list[dict] = list(cfg.compare_results)
     arch = cfg.arch
+    init: Path | None
     if arch == "auto":
         cdir = cfg.work_dir / f"data-n{cfg.compare_n}-s{cfg.seed}"
         if not (cdir / "data.yaml").exists():
@@ -173,7 +188,7 @@ def train_detector(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
         win = max(compare, key=lambda r: (r.get("gap_ap50", 0.0), r["map50"]))
         arch, init = win["arch"], Path(win["weights"])
     else:
-        init = None
+        init = cfg.init
     final = train_one(cfg, arch, data, cfg.epochs, init)
     log(f"final {arch}: {json.dumps(final)}")
 
