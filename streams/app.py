@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.transport.producer import ProducerBuffer
 from faust.types import EventT
 
 from backroom.processing import AlertProcessor, InventoryProcessor, RawMessage, dead_letter
@@ -98,13 +99,19 @@ def create_app(settings: Settings) -> faust.App:
         value_serializer="raw",
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
-        producer_linger=0.002,
+        # Changelog and state records are many and small: batch them into few produce requests.
+        producer_linger=0.005,
+        producer_max_batch_size=1024 * 1024,
+        producer_max_request_size=4 * 1024 * 1024,
         producer_acks=-1,
         broker_commit_every=10_000,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=8192,
         table_cleanup_interval=300.0,
     )
+    # Faust pauses the whole conductor whenever more than 100 changelog records wait to be
+    # produced; one coalesced batch writes one record per touched key, often more than 100.
+    ProducerBuffer.max_messages = max(ProducerBuffer.max_messages, 4 * settings.batch_size)
     topics = make_topics(app, settings)
     app.backroom_topics = topics  # type: ignore[attr-defined]
 
@@ -136,8 +143,21 @@ def create_app(settings: Settings) -> faust.App:
         value: dict[str, Any] | None = catalog.get(key)
         return value
 
+    stats = {"events": 0, "batches": 0, "dead": 0, "duplicates": 0}
+    app.backroom_stats = stats  # type: ignore[attr-defined]
+
+    @app.timer(10.0)
+    async def log_stats() -> None:
+        if stats["batches"]:
+            log.info("inventory: %(events)d events in %(batches)d batches, %(duplicates)d duplicates, "
+                     "%(dead)d dead-lettered", stats)  # fmt: skip
+
     async def inventory_batch(topic: str, events: Sequence[EventT]) -> None:
+        stats["events"] += len(events)
+        stats["batches"] += 1
         result = inventory_processor.process(raw_messages(events, topic), inventory.get, catalog_get)
+        stats["dead"] += len(result.dead)
+        stats["duplicates"] += result.duplicates
         for key, value in result.states.items():
             inventory[key] = value
         await send_records(topics.state, result.published)

@@ -1,0 +1,37 @@
+"""`backroom bench ...`: measurements as one JSON object (fields documented in the README).
+
+    backroom bench pipeline --events 200000 --rate 2000 --json
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import typer
+
+from backroom.settings import get_settings
+
+bench_app = typer.Typer(help="Benchmarks: one JSON object each with --json.", no_args_is_help=True)
+
+
+@bench_app.command("pipeline")
+def pipeline(
+    events: int = typer.Option(200_000, help="POS events to pre-load"),
+    keys: int = typer.Option(200, help="distinct store×SKU keys"),
+    rate: float = typer.Option(2000.0, help="events/s for the latency phase"),
+    seconds: float = typer.Option(10.0, help="length of the latency phase"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Worker events/s vs raw aiokafka consume in the same run; produce→state latency."""
+    from backroom.commands.core import require_broker
+    from streams.bench import BenchConfig, bench_pipeline
+
+    settings = get_settings()
+    require_broker(settings)
+    result = asyncio.run(bench_pipeline(settings, BenchConfig(events, keys, rate, seconds)))
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench_app, name="bench")

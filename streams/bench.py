@@ -1,0 +1,221 @@
+"""`backroom bench pipeline --json`: worker throughput against raw consume, and latency.
+
+    backroom broker start && backroom bench pipeline --events 200000 --rate 2000 --json
+
+In one run, on a fresh topic prefix: (1) pre-load N POS sales; (2) time a plain aiokafka
+consumer reading them (the raw ceiling); (3) start `backroom worker` and time it from its first
+to its last inventory.state record for those events; (4) produce at a fixed rate and measure,
+per event, produce → the inventory.state that includes it (and → alert where one results).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from rich.console import Console
+
+from backroom.settings import Settings
+from producers.kafka import make_consumer, make_producer
+from streams.topics import ensure_topics
+
+console = Console(stderr=True)
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+
+
+@dataclass
+class BenchConfig:
+    events: int = 200_000
+    keys: int = 200
+    rate: float = 2000.0
+    latency_seconds: float = 10.0
+
+
+def _sale(i: int, key_index: int, run: str, ts: datetime) -> tuple[bytes, bytes, str]:
+    store, sku = f"S{key_index % 10:02d}", f"SKU-{key_index:05d}"
+    event_id = f"{run}-{i}"
+    value = orjson.dumps({"event_id": event_id, "ts": ts.isoformat(), "store_id": store, "sku": sku,
+                          "qty": 1})  # fmt: skip
+    return f"{store}:{sku}".encode(), value, event_id
+
+
+async def _preload(settings: Settings, cfg: BenchConfig, run: str) -> dict[bytes, str]:
+    """Produce N sales; returns the last event_id per key."""
+    producer = make_producer(settings, linger_ms=20, acks=1, enable_idempotence=False)
+    await producer.start()
+    last: dict[bytes, str] = {}
+    try:
+        topic = settings.topic("pos.sales")
+        for i in range(cfg.events):
+            key, value, event_id = _sale(i, i % cfg.keys, run, T0 + timedelta(seconds=i))
+            last[key] = event_id
+            await producer.send(topic, key=key, value=value)
+            if i % 20000 == 0 and i:
+                console.log(f"bench: pre-loaded {i} events")
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return last
+
+
+async def _raw_consume(settings: Settings, n: int) -> float:
+    consumer = make_consumer(settings, "pos.sales", group_id=None, fetch_max_bytes=16 * 1024 * 1024,
+                             max_partition_fetch_bytes=4 * 1024 * 1024)  # fmt: skip
+    await consumer.start()
+    seen = 0
+    try:
+        start = time.perf_counter()
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10000)
+            for recs in batch.values():
+                for r in recs:
+                    orjson.loads(r.value)  # the worker decodes too: count the same JSON parse
+                    seen += 1
+        return n / (time.perf_counter() - start)
+    finally:
+        await consumer.stop()
+
+
+def _start_worker(settings: Settings, log_path: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKROOM_")}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            env[f"BACKROOM_{name.upper()}"] = str(value)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "backroom.cli", "worker"], env=env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+async def _worker_rate(settings: Settings, last: dict[bytes, str], timeout_s: float) -> tuple[float, float]:
+    """Seconds from the first to the last inventory.state (broker timestamps) for the pre-load."""
+    consumer = make_consumer(settings, "inventory.state", group_id=None)
+    await consumer.start()
+    pending = {k.decode(): v for k, v in last.items()}
+    first_ts: float | None = None
+    last_ts = 0.0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while pending and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=10000)
+            for recs in batch.values():
+                for r in recs:
+                    ts = r.timestamp / 1000
+                    first_ts = ts if first_ts is None else min(first_ts, ts)
+                    last_ts = max(last_ts, ts)
+                    key = r.key.decode()
+                    if pending.get(key) == orjson.loads(r.value).get("last_event_id"):
+                        del pending[key]
+    finally:
+        await consumer.stop()
+    if pending or first_ts is None:
+        raise RuntimeError(f"the worker did not finish the pre-load in {timeout_s:.0f}s")
+    return first_ts, last_ts
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+async def _latency(settings: Settings, cfg: BenchConfig, run: str) -> dict[str, Any]:
+    """Fixed-rate production; latency per event to the first state that includes it."""
+    n = int(cfg.rate * cfg.latency_seconds)
+    sent_at: dict[str, deque[tuple[str, float]]] = defaultdict(deque)
+    latencies: list[float] = []
+    consumer = make_consumer(settings, "inventory.state", auto_offset_reset="latest", group_id=None)
+    await consumer.start()
+    await consumer.seek_to_end()
+    producer = make_producer(settings, linger_ms=1)
+    await producer.start()
+    done = asyncio.Event()
+
+    async def receive() -> None:
+        while not done.is_set() or any(sent_at.values()):
+            batch = await consumer.getmany(timeout_ms=200)
+            now = time.perf_counter()
+            for recs in batch.values():
+                for r in recs:
+                    key = r.key.decode()
+                    upto = orjson.loads(r.value).get("last_event_id")
+                    q = sent_at[key]
+                    if not any(eid == upto for eid, _ in q):
+                        continue
+                    while q:
+                        eid, t = q.popleft()
+                        latencies.append((now - t) * 1000)
+                        if eid == upto:
+                            break
+            if done.is_set() and time.perf_counter() - end_time > 10:
+                break
+
+    end_time = float("inf")
+    receiver = asyncio.create_task(receive())
+    topic = settings.topic("pos.sales")
+    start = time.perf_counter()
+    for i in range(n):
+        due = start + i / cfg.rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        key, value, event_id = _sale(i, i % cfg.keys, f"{run}-lat", T0 + timedelta(days=30, seconds=i))
+        sent_at[key.decode()].append((event_id, time.perf_counter()))
+        await producer.send(topic, key=key, value=value)
+    achieved = n / (time.perf_counter() - start)
+    await producer.flush()
+    end_time = time.perf_counter()
+    done.set()
+    await receiver
+    await producer.stop()
+    await consumer.stop()
+    return {
+        "rate_eps": round(achieved, 1),
+        "latency_ms": {"p50": _pct(latencies, 0.50), "p99": _pct(latencies, 0.99)},
+        "latency_events": len(latencies),
+    }
+
+
+async def bench_pipeline(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:8]
+    settings = settings.model_copy(update={"topic_prefix": f"bench-{run}.", "app_id": f"bench-{run}"})
+    await ensure_topics(settings)
+    console.log(f"bench: pre-loading {cfg.events} sales on {cfg.keys} keys (prefix {settings.topic_prefix})")
+    last = await _preload(settings, cfg, run)
+    raw_eps = await _raw_consume(settings, cfg.events)
+    console.log(f"bench: raw aiokafka consume {raw_eps:,.0f} events/s; starting the worker")
+    log_path = str((settings.data_dir / f"bench-worker-{run}.log").resolve())
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    worker = _start_worker(settings, log_path)
+    try:
+        first, last_ts = await _worker_rate(settings, last, timeout_s=max(120.0, cfg.events / 2000))
+        worker_eps = cfg.events / max(last_ts - first, 1e-3)
+        console.log(f"bench: worker {worker_eps:,.0f} events/s; measuring latency at {cfg.rate:.0f}/s")
+        lat = await _latency(settings, cfg, run)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+    return {
+        "events": cfg.events,
+        "raw_consume_eps": round(raw_eps, 1),
+        "worker_eps": round(worker_eps, 1),
+        "ratio": round(worker_eps / raw_eps, 3),
+        **lat,
+        "partitions": settings.partitions,
+        "batch_size": settings.batch_size,
+    }
