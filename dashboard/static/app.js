@@ -16,7 +16,7 @@
     seq: 0,
   };
   const ui = {
-    store: null, sortKey: "risk", sortDir: -1, openAlert: null,
+    store: null, category: "", sortKey: "risk", sortDir: -1, openAlert: null,
     dirty: { heat: true, table: true, alerts: true, header: true, evidence: false },
   };
   const SEV = { info: 0, low: 1, medium: 2, high: 3, critical: 4 };
@@ -183,7 +183,7 @@
   }
   function renderTable() {
     const q = $("sku-filter").value.trim().toLowerCase();
-    const cat = $("cat-filter").value;
+    const cat = ui.category || "";
     const riskOnly = $("risk-only").checked;
     const all = [...model.states.values()].filter((s) => s.store_id === ui.store);
     // Category options follow the data.
@@ -191,8 +191,8 @@
     const sel = $("cat-filter");
     if (sel.options.length - 1 !== cats.length) {
       sel.replaceChildren(el("option", { value: "", text: "all categories" }), ...cats.map((c) => el("option", { value: c, text: c })));
-      sel.value = cats.includes(cat) ? cat : "";
     }
+    sel.value = cats.includes(cat) ? cat : "";
     const alertCount = new Map();
     for (const a of model.alerts.values()) if (a.status !== "resolved" && a.store_id === ui.store) alertCount.set(a.sku, (alertCount.get(a.sku) || 0) + 1);
     let rows = all.map((s) => ({ s, risk: skuRisk(s), alerts: alertCount.get(s.sku) || 0 }))
@@ -239,7 +239,7 @@
     $("store-view").hidden = !store;
     $("crumb-store").textContent = store ? " › " + store : "";
     $("store-title").textContent = store ? "Store " + store : "";
-    if (store) { $("sku-filter").value = ""; $("cat-filter").value = ""; }
+    if (store) { $("sku-filter").value = ""; ui.category = ""; }
     const hash = store ? "#store=" + encodeURIComponent(store) : "#";
     if (location.hash !== hash) history.replaceState(null, "", hash === "#" ? location.pathname : hash);
     ui.dirty.table = ui.dirty.alerts = ui.dirty.heat = true;
@@ -457,11 +457,11 @@
     const target = e.target.closest("[data-store]");
     if (!target) return;
     showStore(target.dataset.store);
-    if (target.dataset.category) { $("cat-filter").value = target.dataset.category; ui.dirty.table = true; renderTable(); }
+    if (target.dataset.category) { ui.category = target.dataset.category; ui.dirty.table = true; schedule(); }
   });
   $("crumb-chain").addEventListener("click", (e) => { e.preventDefault(); showStore(null); });
   $("heat-metric").addEventListener("change", () => { ui.dirty.heat = true; schedule(); });
-  for (const id of ["sku-filter", "cat-filter", "risk-only"]) $(id).addEventListener("input", () => { ui.dirty.table = true; schedule(); });
+  for (const id of ["sku-filter", "cat-filter", "risk-only"]) $(id).addEventListener("input", () => { ui.category = $("cat-filter").value; ui.dirty.table = true; schedule(); });
   for (const id of ["alert-type", "show-resolved"]) $(id).addEventListener("input", () => { ui.dirty.alerts = true; schedule(); });
   $("sku-table").tHead.addEventListener("click", (e) => {
     const th = e.target.closest("th[data-key]"); if (!th) return;

@@ -121,7 +121,7 @@ def test_missing_category_keeps_the_known_one() -> None:
     v.apply_state(state("A", version=2, category=None))
     assert v.states["S1:A"]["category"] == "dairy"
     v.apply_state(state("Z", category=None))
-    assert v.states["S1:Z"]["category"] == "uncategorized"
+    assert v.states["S1:Z"]["category"] == "uncategorised"
 
 
 def test_alert_lifecycle_open_update_resolved() -> None:
