@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+from backroom.demand.reorder import order_quantity
 from backroom.records import Alert, AlertType, InventoryState, Severity
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -31,6 +33,8 @@ class Condition:
     evidence: dict[str, Any]
     # Changing this (e.g. the quantity to move) is worth an `update`; other evidence is not.
     action_key: str = ""
+    # REORDER: units ordered when the alert opens (counted as on order until the delivery is due).
+    order_qty: int = 0
 
 
 @dataclass
@@ -42,6 +46,8 @@ class AlertContext:
     last_observation: dict[str, Any] | None = None
     horizon_hours: float = 48.0
     staff_reaction_hours: float = 2.0
+    # Orders placed by REORDER alerts and not yet due: [{"qty", "eta", "alert_id"}].
+    pending_orders: list[dict[str, Any]] = field(default_factory=list)
 
 
 Rule = Callable[[AlertContext, bool], Condition | None]
@@ -84,10 +90,13 @@ def restock_shelf(ctx: AlertContext, is_open: bool) -> Condition | None:
     # Hysteresis: open at or below the minimum, stay open until the shelf is clearly above it.
     resolve_above = min_qty + max(1, (s.shelf_capacity - min_qty) // 4)
     low = s.shelf_qty <= min_qty if not is_open else s.shelf_qty < resolve_above
+    # Raised ahead: the shelf empties (walking the hourly forecast) before staff could react.
+    # Once open it holds until the projection is clearly past that (hysteresis).
+    reaction = ctx.staff_reaction_hours * (1.5 if is_open else 1.0)
     shelf_out_soon = (
         s.hours_to_shelf_out is not None
         and s.shelf_qty < s.shelf_capacity
-        and s.hours_to_shelf_out <= ctx.staff_reaction_hours
+        and s.hours_to_shelf_out <= reaction
     )
     gap_seen = ctx.gap_streak >= 1 and s.shelf_qty <= min_qty + 1
     if not (low or shelf_out_soon or gap_seen):
@@ -133,10 +142,101 @@ def phantom_stock(ctx: AlertContext, is_open: bool) -> Condition | None:
     )
 
 
+def _hours_between(a: datetime, b: str) -> float:
+    return (datetime.fromisoformat(b) - a).total_seconds() / 3600
+
+
+def stockout_risk(ctx: AlertContext, is_open: bool) -> Condition | None:
+    """Shelf and backroom together run out (walking the forecast) within the horizon, and no
+    order placed by a REORDER alert is due before that moment."""
+    s = ctx.state
+    hours = s.hours_to_stockout
+    if s.shelf_qty + s.backroom_qty <= 0 or hours is None:
+        return None  # empty now is OUT_OF_STOCK's; no projection, no risk claimed
+    # Hysteresis: resolve only once the projection is a quarter of the horizon beyond it.
+    if hours > ctx.horizon_hours * (1.25 if is_open else 1.0):
+        return None
+    arriving = sorted(_hours_between(s.ts, o["eta"]) for o in ctx.pending_orders)
+    if arriving and arriving[0] <= hours:
+        return None  # a delivery lands before the stock runs out
+    severity: Severity = "high" if hours <= 8 else "medium" if hours <= 24 else "low"
+    evidence = _base_evidence(s) | {
+        "hours_to_stockout": hours,
+        "horizon_hours": ctx.horizon_hours,
+        "on_order": s.on_order or 0,
+        "pending_orders": ctx.pending_orders,
+        "reorder_point": s.reorder_point,
+    }
+    if arriving:
+        action = f"expedite the open order of {s.sku}: it is due in {arriving[0]:.0f} h, stock lasts {hours:.0f} h"
+    else:
+        action = f"order {s.sku} now: stock lasts about {hours:.0f} h at the forecast demand"
+    return Condition(
+        severity=severity,
+        message=(
+            f"{s.sku} in store {s.store_id} is projected to run out in {hours:.1f} h "
+            f"(shelf {s.shelf_qty}, backroom {s.backroom_qty})"
+        ),
+        action=action,
+        evidence=evidence,
+        action_key=severity,
+    )
+
+
+def reorder(ctx: AlertContext, is_open: bool) -> Condition | None:
+    """Inventory position (shelf + backroom + on order + orders placed by REORDER and not yet
+    due) at or below the reorder point: order up to the order-up-to level in whole cases.
+
+    Opening the alert counts as placing the order (docs/demand.md, "On order"): its quantity
+    joins the position until its ETA + grace, so the next state resolves the alert and no
+    second order is raised for the same need."""
+    s = ctx.state
+    if s.reorder_point is None or s.order_up_to is None:
+        return None
+    pending = sum(int(o["qty"]) for o in ctx.pending_orders)
+    position = s.shelf_qty + s.backroom_qty + (s.on_order or 0) + pending
+    if position > s.reorder_point:
+        return None
+    pack = s.case_pack or 1
+    qty = order_quantity(position, s.order_up_to, pack)
+    lead = s.lead_time_hours or 0.0
+    late = s.hours_to_stockout is not None and s.hours_to_stockout < lead
+    severity: Severity = "high" if late else "medium"
+    evidence = _base_evidence(s) | {
+        "position": position,
+        "on_order": s.on_order or 0,
+        "pending_orders": ctx.pending_orders,
+        "reorder_point": s.reorder_point,
+        "order_up_to": s.order_up_to,
+        "lead_time_hours": lead,
+        "lead_time_demand": s.lead_time_demand,
+        "safety_stock": s.safety_stock,
+        "hours_to_stockout": s.hours_to_stockout,
+        "case_pack": pack,
+        "order_qty": qty,
+    }
+    why = " (stock runs out before a delivery can arrive)" if late else ""
+    return Condition(
+        severity=severity,
+        message=(
+            f"Reorder {s.sku} in store {s.store_id}: position {position} is at or below the "
+            f"reorder point {s.reorder_point:.1f}{why}"
+        ),
+        action=f"order {qty} units of {s.sku} ({qty // pack} cases of {pack})",
+        evidence=evidence,
+        action_key=severity,
+        order_qty=qty,
+    )
+
+
 DEFAULT_RULES: dict[AlertType, Rule] = {
     "OUT_OF_STOCK": out_of_stock,
     "RESTOCK_SHELF": restock_shelf,
     "PHANTOM_STOCK": phantom_stock,
+    # REORDER before STOCKOUT_RISK: an order placed now is due after the lead time, and the
+    # risk rule must see it to tell "covered" from "runs out before the delivery".
+    "REORDER": reorder,
+    "STOCKOUT_RISK": stockout_risk,
 }
 
 
@@ -151,6 +251,8 @@ class AlertBook:
     last_state: dict[str, Any] | None = None
     # Recent frame event ids: a redelivered observation must not lengthen the gap streak.
     frames: list[str] = field(default_factory=list)
+    # Orders placed by REORDER alerts, counted as on order until ETA + grace.
+    orders: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,6 +262,7 @@ class AlertBook:
             "last_observation": self.last_observation,
             "last_state": self.last_state,
             "frames": self.frames,
+            "orders": self.orders,
         }
 
     @classmethod
@@ -173,6 +276,7 @@ class AlertBook:
             last_observation=data.get("last_observation"),
             last_state=data.get("last_state"),
             frames=list(data.get("frames", [])),
+            orders=list(data.get("orders", [])),
         )
 
 
@@ -183,10 +287,11 @@ def alert_id(store_id: str, sku: str, type_: str, opened_ts: str) -> str:
 
 class AlertEngine:
     def __init__(self, rules: dict[AlertType, Rule] | None = None, horizon_hours: float = 48.0,
-                 staff_reaction_hours: float = 2.0) -> None:
+                 staff_reaction_hours: float = 2.0, order_grace_hours: float = 2.0) -> None:
         self.rules = dict(DEFAULT_RULES if rules is None else rules)
         self.horizon_hours = horizon_hours
         self.staff_reaction_hours = staff_reaction_hours
+        self.order_grace_hours = order_grace_hours
 
     def on_state(self, book: AlertBook, state: InventoryState) -> list[Alert]:
         """Evaluate every rule on a new state; returns the lifecycle events to publish.
@@ -213,15 +318,20 @@ class AlertEngine:
         return self._evaluate(book, InventoryState.model_validate(_revive(book.last_state)))
 
     def _evaluate(self, book: AlertBook, state: InventoryState) -> list[Alert]:
+        ts = state.ts.isoformat()
+        if book.orders:
+            # A delivery is due at its ETA; after a grace the receive scan is in the quantities.
+            cutoff = state.ts - timedelta(hours=self.order_grace_hours)
+            book.orders = [o for o in book.orders if datetime.fromisoformat(o["eta"]) > cutoff]
         ctx = AlertContext(
             state=state,
             gap_streak=book.gap_streak,
             last_observation=book.last_observation,
             horizon_hours=self.horizon_hours,
             staff_reaction_hours=self.staff_reaction_hours,
+            pending_orders=book.orders,  # the same list: an order placed by REORDER counts at once
         )
         out: list[Alert] = []
-        ts = state.ts.isoformat()
         for type_, rule in self.rules.items():
             current = book.open.get(type_)
             cond = rule(ctx, current is not None)
@@ -236,6 +346,9 @@ class AlertEngine:
                 aid = alert_id(state.store_id, state.sku, type_, ts)
                 book.open[type_] = {"alert_id": aid, "opened": ts, "severity": cond.severity,
                                     "message": cond.message, "action_key": cond.action_key}
+                if cond.order_qty > 0:
+                    eta = state.ts + timedelta(hours=float(state.lead_time_hours or 0.0))
+                    book.orders.append({"qty": cond.order_qty, "eta": eta.isoformat(), "alert_id": aid})
                 out.append(self._alert(state, type_, aid, "open", cond.severity, cond.message,
                                        cond.action, cond.evidence))
             elif cond.severity != current["severity"] or cond.action_key != current["action_key"]:
@@ -264,8 +377,6 @@ class AlertEngine:
 
 
 def _revive(data: dict[str, Any]) -> dict[str, Any]:
-    from datetime import datetime
-
     out = dict(data)
     if isinstance(out.get("ts"), str):
         out["ts"] = datetime.fromisoformat(out["ts"])

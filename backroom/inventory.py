@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from backroom.demand.reorder import ReorderPolicy, reorder_levels
+from backroom.demand.tracker import DemandConfig, DemandTracker
 from backroom.records import CatalogSku, InventoryState, Sale, Scan
 
 
@@ -52,45 +54,9 @@ class SkuParams:
         )
 
 
-@dataclass
-class DemandRate:
-    """Event-time hourly sales buckets, smoothed: a light baseline until a forecaster plugs in.
-
-    Closed buckets (an hour that a later event moved past) feed an exponentially weighted mean.
-    Hours in which the shelf was seen empty are censored: they say nothing about demand.
-    """
-
-    alpha: float = 0.1
-    rate: float = 0.0
-    bucket_hour: int | None = None
-    bucket_qty: int = 0
-    bucket_censored: bool = False
-    hours_seen: int = 0
-
-    def observe(self, ts: datetime, qty: int, shelf_empty: bool) -> None:
-        hour = int(ts.timestamp() // 3600)
-        if self.bucket_hour is None:
-            self.bucket_hour = hour
-        if hour > self.bucket_hour:
-            self._close(hour)
-        if hour >= self.bucket_hour:
-            self.bucket_qty += qty
-            self.bucket_censored = self.bucket_censored or shelf_empty
-
-    def _close(self, new_hour: int) -> None:
-        assert self.bucket_hour is not None
-        if not self.bucket_censored:
-            self._learn(self.bucket_qty)
-        # Hours with no event at all were zero-sale hours (not censored: we'd have seen a sale).
-        for _ in range(min(new_hour - self.bucket_hour - 1, 48)):
-            self._learn(0)
-        self.bucket_hour, self.bucket_qty, self.bucket_censored = new_hour, 0, False
-
-    def _learn(self, qty: int) -> None:
-        self.hours_seen += 1
-        # Warm start: a plain mean for the first hours, then exponential smoothing.
-        a = max(self.alpha, 1.0 / self.hours_seen)
-        self.rate += a * (qty - self.rate)
+# The demand part (buckets, censoring, the River model, projections) lives in backroom.demand;
+# the old name stays for callers and tests written against it.
+DemandRate = DemandTracker
 
 
 @dataclass
@@ -111,7 +77,6 @@ class SkuState:
 
     # --- (de)serialisation for the Faust table -----------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = self.demand
         return {
             "store_id": self.store_id,
             "sku": self.sku,
@@ -125,12 +90,11 @@ class SkuState:
             "shelf_count_ts": self.shelf_count_ts,
             "backroom_count_ts": self.backroom_count_ts,
             "seen": list(self.seen),
-            "demand": [d.rate, d.bucket_hour, d.bucket_qty, d.bucket_censored, d.hours_seen],
+            "demand": self.demand.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SkuState:
-        rate, bucket_hour, bucket_qty, censored, hours = data["demand"]
         return cls(
             store_id=data["store_id"],
             sku=data["sku"],
@@ -144,26 +108,21 @@ class SkuState:
             shelf_count_ts=data.get("shelf_count_ts"),
             backroom_count_ts=data.get("backroom_count_ts"),
             seen=deque(data["seen"]),
-            demand=DemandRate(
-                rate=rate,
-                bucket_hour=bucket_hour,
-                bucket_qty=bucket_qty,
-                bucket_censored=censored,
-                hours_seen=hours,
-            ),
+            demand=DemandTracker.from_data(data["demand"]),
         )
 
 
 class InventoryBook:
     """Applies events to `SkuState`s idempotently. One book per worker; state lives in tables."""
 
-    def __init__(self, dedup_window: int = 512) -> None:
+    def __init__(self, dedup_window: int = 512, demand: DemandConfig | None = None) -> None:
         self.dedup_window = dedup_window
 
     def _remember(self, state: SkuState, event_id: str) -> bool:
         """False when the event was already applied (a redelivery)."""
         if event_id in state.seen:
             return False
+        self.demand = demand or DemandConfig()
         state.seen.append(event_id)
         while len(state.seen) > self.dedup_window:
             state.seen.popleft()
@@ -175,7 +134,7 @@ class InventoryBook:
             return False
         stamp = event.ts.isoformat()
         if isinstance(event, Sale):
-            state.demand.observe(event.ts, event.qty, shelf_empty=state.shelf_qty <= 0)
+            state.demand.add_sale(event.ts, event.qty)
             if not _counted(state.shelf_count_ts, stamp):
                 state.shelf_qty -= event.qty
         else:
@@ -185,6 +144,10 @@ class InventoryBook:
         # Late events still count, but the state's clock never runs backwards.
         if state.ts is None or stamp > state.ts:
             state.ts = stamp
+        # Demand: note whether the shelf is empty from now on (censoring), then let the
+        # event clock close the hours it has passed; the model learns only then.
+        state.demand.shelf_seen(event.ts, empty=_shelf_empty(state))
+        state.demand.advance(event.ts, self.demand)
         return True
 
     @staticmethod
@@ -237,12 +200,31 @@ def _counted(count_ts: str | None, stamp: str) -> bool:
 
 
 def to_inventory_state(state: SkuState, params: SkuParams, demand_per_hour: float | None = None,
-                       ) -> InventoryState:
-    rate = state.demand.rate if demand_per_hour is None else demand_per_hour
-    rate = max(rate, 0.0)
+                       policy: ReorderPolicy | None = None) -> InventoryState:
+    """The published state. Projections walk the SKU's hourly forecast from the state's event
+    time (a flat `demand_per_hour`, when given, replaces it); reorder levels need `policy`."""
     shelf, backroom = max(0, state.shelf_qty), max(0, state.backroom_qty)
-    shelf_out = round(shelf / rate, 2) if rate > 1e-9 else None
-    stockout = round((shelf + backroom) / rate, 2) if rate > 1e-9 else None
+def _shelf_empty(state: SkuState) -> bool:
+    # A recorded sale against an empty record still says the shelf is empty from here on; the
+    # camera's gap counts too (records drift, shelves don't lie).
+    return state.shelf_qty <= 0 or (state.vision_fill is not None and state.vision_fill <= 0.05)
+
+
+    d = state.demand
+    when = datetime.fromisoformat(state.ts) if state.ts is not None else None
+    if demand_per_hour is not None or when is None:
+        rate = max(d.rate if demand_per_hour is None else demand_per_hour, 0.0)
+        shelf_out = round(shelf / rate, 2) if rate > 1e-9 else None
+        stockout = round((shelf + backroom) / rate, 2) if rate > 1e-9 else None
+    else:
+        rate = max(d.coming_hour(when), 0.0)
+        h = d.hours_until(when, shelf)
+        shelf_out = round(h, 2) if h is not None else None
+        h = d.hours_until(when, shelf + backroom)
+        stockout = round(h, 2) if h is not None else None
+    levels = None
+    if policy is not None and when is not None:
+        levels = reorder_levels(d, when, params.lead_time_hours, policy)
     assert state.ts is not None
     return InventoryState(
         ts=datetime.fromisoformat(state.ts),
@@ -262,3 +244,9 @@ def to_inventory_state(state: SkuState, params: SkuParams, demand_per_hour: floa
         last_event_id=state.last_event_id,
         version=state.version,
     )
+        lead_time_hours=params.lead_time_hours if levels else None,
+        case_pack=params.case_pack if levels else None,
+        lead_time_demand=levels.lead_time_demand if levels else None,
+        safety_stock=levels.safety_stock if levels else None,
+        reorder_point=levels.reorder_point if levels else None,
+        order_up_to=levels.order_up_to if levels else None,

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from backroom.alerts import AlertBook, AlertEngine
+from backroom.demand.reorder import ReorderPolicy
+from backroom.demand.tracker import DemandConfig
 from backroom.inventory import InventoryBook, SkuParams, SkuState, to_inventory_state
 from backroom.records import (
     Alert,
@@ -91,7 +93,8 @@ class InventoryProcessor:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.book = InventoryBook(settings.dedup_window)
+        self.book = InventoryBook(settings.dedup_window, demand=DemandConfig.from_settings(settings))
+        self.policy = ReorderPolicy(settings.service_level_z, settings.order_cycle_hours)
         self.defaults = SkuParams(
             shelf_capacity=settings.default_shelf_capacity,
             min_shelf_qty=settings.default_min_shelf_qty,
@@ -143,7 +146,7 @@ class InventoryProcessor:
                 # Re-published even when the batch held only redeliveries: a crash between
                 # the table write and the publish must not leave downstream a version behind.
                 params = self.params(catalog, state.store_id, state.sku)
-                result.published.append(to_inventory_state(state, params))
+                result.published.append(to_inventory_state(state, params, policy=self.policy))
         return result
 
 
@@ -167,6 +170,7 @@ class AlertProcessor:
     def process(
         self, messages: Sequence[RawMessage], load: Callable[[str], dict[str, Any] | None]
     ) -> AlertResult:
+            order_grace_hours=settings.order_grace_hours,
         result = AlertResult()
         books: dict[str, AlertBook] = {}
         for msg in messages:

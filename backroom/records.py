@@ -174,6 +174,13 @@ class InventoryState(Record):
     catalog_missing: bool | None = None
     last_event_id: str | None = None
     version: int | None = None
+    # Demand extensions (docs/demand.md): what REORDER decides on, from the hourly forecast.
+    lead_time_hours: float | None = None
+    case_pack: int | None = None
+    lead_time_demand: float | None = None
+    safety_stock: float | None = None
+    reorder_point: float | None = None
+    order_up_to: float | None = None
 
 
 AlertType = Literal["RESTOCK_SHELF", "STOCKOUT_RISK", "OUT_OF_STOCK", "REORDER", "PHANTOM_STOCK"]

@@ -92,6 +92,25 @@ class Settings(BaseSettings):
 
     @property
     def embedded(self) -> bool:
+    # --- demand (backroom/demand: forecasts, projections, reorder; docs/demand.md) ----------
+    demand_model: str = Field(
+        default="linear",
+        description="hourly forecaster per store×SKU: linear | holtwinters | snarimax "
+        "(compared by `backroom backtest`)",
+    )
+    demand_grace_minutes: float = Field(
+        default=15.0, ge=0, description="an hour closes this long after its end (late events)"
+    )
+    demand_censor_minutes: float = Field(
+        default=10.0, ge=0, description="an hour with the shelf empty longer is not learned"
+    )
+    order_cycle_hours: float = Field(
+        default=24.0, ge=0, description="review cycle added to the lead time for order-up-to"
+    )
+    order_grace_hours: float = Field(
+        default=2.0, ge=0, description="a REORDER's order counts as on order until ETA + this"
+    )
+
         return not self.kafka_bootstrap
 
     @property

@@ -121,6 +121,17 @@ class StoreSimulator:
         self.truth: list[TruthRow] = []
         self.lost_sales = 0
         self._seq = 0
+        # The store's own daily order-up-to check; the closed loop turns it off and orders on
+        # REORDER alerts through `place_order` instead.
+        self.auto_orders = True
+        self.by_key = {item.key: item for item in self.items}
+
+    def place_order(self, key: str, qty: int, ts: datetime) -> datetime:
+        """An order placed at `ts` (e.g. on a REORDER alert); it arrives after the lead time."""
+        item = self.by_key[key]
+        arrival = ts + timedelta(hours=item.catalog.lead_time_hours)
+        item.pipeline.append((arrival, qty))
+        return arrival
 
     # --- set-up ----------------------------------------------------------------------------------
     def _make_items(self) -> list[SimSku]:
@@ -169,8 +180,7 @@ class StoreSimulator:
         cfg = self.config
         yield from self.catalog_events()
         t0 = cfg.start
-        for ev in self._opening_stock(t0):
-            yield ev
+        yield from self._opening_stock(t0)
         hours = int(cfg.days * 24)
         for h in range(hours):
             hour_start = t0 + timedelta(hours=h)
@@ -235,6 +245,8 @@ class StoreSimulator:
                 self._record_truth(ts, item)
                 yield self._scan(ts, item, "move_to_shelf", move)
         elif what == "order":
+            if not self.auto_orders:
+                return
             cat = item.catalog
             daily = item.rate * sum(HOUR_PROFILE) * 1.2
             target = cat.shelf_capacity + daily * (cat.lead_time_hours / 24 + 1.5)

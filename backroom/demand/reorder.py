@@ -1,0 +1,62 @@
+"""Reorder point and order-up-to level from the hourly forecast.
+
+    from backroom.demand.reorder import ReorderPolicy, reorder_levels, order_quantity
+    lv = reorder_levels(tracker, ts, lead_time_hours=48, policy=ReorderPolicy(z=1.65))
+    order_quantity(position=30, order_up_to=lv.order_up_to, case_pack=12)
+
+Tests: `pytest tests/unit/test_reorder.py`.
+
+- reorder point  ROP = D_L + z·σ_L, where D_L is the forecast demand over the lead time L
+  (walked hour by hour, so a lead time spanning nights and a weekend is not a flat rate) and
+  σ_L² = Σ_h phi·f_h the summed quasi-Poisson variances: for a flat forecast with hourly
+  standard deviation σ this is exactly z·σ·√L;
+- order-up-to    S = D_{L+R} + z·σ_{L+R}: stock to cover the lead time plus one review cycle
+  R (`order_cycle_hours`), so an order is not followed by another one a few sales later;
+- order quantity S − position, rounded up to whole case packs (at least one case).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+class DemandView(Protocol):
+    def demand_over(self, ts: datetime, hours: float) -> tuple[float, float]: ...
+
+
+@dataclass(frozen=True)
+class ReorderPolicy:
+    z: float = 1.65
+    order_cycle_hours: float = 24.0
+
+
+@dataclass(frozen=True)
+class ReorderLevels:
+    lead_time_demand: float
+    safety_stock: float
+    reorder_point: float
+    order_up_to: float
+
+
+def reorder_levels(demand: DemandView, ts: datetime, lead_time_hours: float,
+                   policy: ReorderPolicy) -> ReorderLevels:
+    mean_l, var_l = demand.demand_over(ts, lead_time_hours)
+    mean_s, var_s = demand.demand_over(ts, lead_time_hours + policy.order_cycle_hours)
+    safety = policy.z * math.sqrt(max(var_l, 0.0))
+    up_to = mean_s + policy.z * math.sqrt(max(var_s, 0.0))
+    return ReorderLevels(
+        lead_time_demand=round(mean_l, 2),
+        safety_stock=round(safety, 2),
+        reorder_point=round(mean_l + safety, 2),
+        order_up_to=round(max(up_to, mean_l + safety), 2),
+    )
+
+
+def order_quantity(position: float, order_up_to: float, case_pack: int) -> int:
+    """Units to order to bring `position` up to `order_up_to`, in whole cases (≥ one case)."""
+    pack = max(1, case_pack)
+    cases = max(1, math.ceil((order_up_to - position) / pack))
+    return cases * pack

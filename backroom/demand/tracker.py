@@ -1,0 +1,276 @@
+"""Per store×SKU demand state: event-time hourly buckets, censoring, the model, its forecast.
+
+    from backroom.demand.tracker import DemandConfig, DemandTracker
+    d = DemandTracker()
+    d.add_sale(ts, qty); d.shelf_seen(ts, empty=False); d.advance(ts, DemandConfig())
+    d.coming_hour(ts)                         # forecast units for the next 60 minutes
+
+Lives in `SkuState.demand` and so in the inventory table (tests: `pytest tests/unit/test_forecast.py
+tests/unit/test_inventory.py`). Per-event work is a dict update; the River model is touched only
+when an hour closes, once per SKU and hour:
+
+- an hour closes when the SKU's event clock has passed its end by `grace` (sales and scans come
+  from two topics with no order between them, so a scan at 13:00 may arrive before the 12:59
+  sales; a late event inside the grace still lands in its hour);
+- an hour with the shelf empty (records at or below zero, or the camera seeing a gap) for more
+  than `censor_minutes` is censored: its sales say how much stock there was, not the demand;
+- hours with no event at all and a stocked shelf are zero-sale hours (a closed store is data);
+- on close the model learns, then the next `horizon` hours are forecast and cached with the
+  residual dispersion, so projections between closes cost a walk over a short list.
+
+The model is a `Forecaster` pickled to base64 inside the table value (`model`), unpickled only
+when an hour closes. The table's changelog is the worker's own topic: trust it as you trust the
+worker's code (a pickle runs code on load).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from backroom.demand.forecast import SEASON, Forecaster
+from backroom.settings import Settings
+
+MAX_GAP_HOURS = 24 * 14  # a longer silence is skipped in whole weeks (keeps the seasons aligned)
+
+
+@dataclass(frozen=True)
+class DemandConfig:
+    model: str = "linear"
+    horizon_hours: int = 48
+    grace_minutes: float = 15.0
+    censor_minutes: float = 10.0
+    baseline_alpha: float = 0.1
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DemandConfig:
+        return cls(
+            model=settings.demand_model,
+            horizon_hours=max(SEASON, math.ceil(settings.horizon_hours)),
+            grace_minutes=settings.demand_grace_minutes,
+            censor_minutes=settings.demand_censor_minutes,
+        )
+
+
+@dataclass
+class DemandTracker:
+    """Hourly buckets + baseline rate + the pickled forecaster and its cached forecast."""
+
+    alpha: float = 0.1
+    rate: float = 0.0  # EWMA of closed hours: the flat fallback until the model is ready
+    hours_seen: int = 0  # uncensored hours learned
+    bucket_hour: int | None = None  # the oldest hour not closed yet
+    buckets: dict[int, list[float]] = field(default_factory=dict)  # hour -> [qty, empty seconds]
+    empty_since: float | None = None  # epoch seconds the shelf has been empty since
+    clock: float = 0.0  # newest event time seen (epoch seconds)
+    model: str | None = None  # base64 pickle of the Forecaster
+    kind: str | None = None
+    fc: list[float] = field(default_factory=list)  # forecast units/hour from hour fc_base on
+    fc_base: int = 0
+    dispersion: float = 1.0
+    _forecaster: Forecaster | None = field(default=None, repr=False, compare=False)
+
+    # --- per event (cheap) ---------------------------------------------------------------------
+    def add_sale(self, ts: datetime, qty: int) -> None:
+        hour = int(ts.timestamp() // 3600)
+        if self.bucket_hour is None:
+            self.bucket_hour = hour
+        if hour < self.bucket_hour:
+            return  # later than the grace: its hour is closed and learned
+        bucket = self.buckets.get(hour)
+        if bucket is None:
+            self.buckets[hour] = [float(qty), 0.0]
+        else:
+            bucket[0] += qty
+
+    def shelf_seen(self, ts: datetime, empty: bool) -> None:
+        """The shelf's state as of `ts` (after the event): opens/ends an empty interval."""
+        t = ts.timestamp()
+        if self.bucket_hour is None:
+            self.bucket_hour = int(t // 3600)
+        if empty and self.empty_since is None:
+            self.empty_since = t
+        elif not empty and self.empty_since is not None:
+            self._add_empty(self.empty_since, t)
+            self.empty_since = None
+
+    def _add_empty(self, start: float, end: float) -> None:
+        assert self.bucket_hour is not None
+        start = max(start, self.bucket_hour * 3600.0)
+        h = int(start // 3600)
+        while start < end and h - self.bucket_hour < MAX_GAP_HOURS:
+            stop = min(end, (h + 1) * 3600.0)
+            bucket = self.buckets.setdefault(h, [0.0, 0.0])
+            bucket[1] += stop - start
+            start, h = stop, h + 1
+
+    def advance(self, ts: datetime, cfg: DemandConfig) -> int:
+        """Move the SKU's event clock; closes and learns the hours now past. Returns hours closed."""
+        t = ts.timestamp()
+        if t > self.clock:
+            self.clock = t
+        if self.bucket_hour is None:
+            self.bucket_hour = int(t // 3600)
+        upto = int((self.clock - cfg.grace_minutes * 60) // 3600)  # hours < upto are closed
+        if upto <= self.bucket_hour:
+            return 0
+        return self._close(upto, cfg)
+
+    # --- per closed hour (the model) -------------------------------------------------------------
+    def forecaster(self, cfg: DemandConfig) -> Forecaster:
+        if self._forecaster is None:
+            if self.model is not None and self.kind == cfg.model:
+                self._forecaster = Forecaster.loads(self.model)
+            else:
+                self._forecaster = Forecaster(cfg.model)  # none yet, or the setting changed
+                self.kind = cfg.model
+        return self._forecaster
+
+    def _close(self, upto: int, cfg: DemandConfig) -> int:
+        assert self.bucket_hour is not None
+        f = self.forecaster(cfg)
+        start = self.bucket_hour
+        if upto - start > MAX_GAP_HOURS:
+            # A long silence: skip whole weeks so hour-of-day and weekday stay where they were.
+            skip = ((upto - start - MAX_GAP_HOURS) // 168 + 1) * 168
+            start += skip
+            self.buckets = {h: b for h, b in self.buckets.items() if h >= start}
+            if f.next_hour is not None:
+                f.next_hour += skip
+        if f.next_hour is not None and f.next_hour != start:
+            f.next_hour = start  # first close after a restore from an older format
+        censor_s = cfg.censor_minutes * 60
+        for h in range(start, upto):
+            qty, empty_s = self.buckets.pop(h, (0.0, 0.0))
+            if self.empty_since is not None and self.empty_since < (h + 1) * 3600:
+                empty_s += (h + 1) * 3600 - max(self.empty_since, h * 3600)
+            censored = empty_s > censor_s
+            if not censored:
+                self.hours_seen += 1
+                a = max(self.alpha, 1.0 / self.hours_seen)  # a plain mean first, then EWMA
+                self.rate += a * (qty - self.rate)
+            f.learn(h, qty, censored)
+        self.bucket_hour = upto
+        self.fc = [round(v, 4) for v in f.forecast(cfg.horizon_hours)] if f.ready else []
+        self.fc_base = upto
+        self.dispersion = round(f.dispersion, 4)
+        self.model = f.dumps()
+        return upto - start
+
+    # --- reading the forecast --------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return len(self.fc) >= SEASON
+
+    def rate_at(self, hour: int) -> float:
+        """Forecast units for one epoch hour: the cached forecast, cycled by day past its end."""
+        if not self.ready:
+            return self.rate
+        i = hour - self.fc_base
+        n = len(self.fc)
+        if i < 0:
+            i = 0
+        elif i >= n:
+            i = n - SEASON + (i - n) % SEASON
+        return self.fc[i]
+
+    def segments(self, t: float, max_hours: float) -> Any:
+        """(duration in hours, rate) pieces from epoch second `t` on, hour by hour."""
+        hour = int(t // 3600)
+        first = ((hour + 1) * 3600 - t) / 3600
+        yield first, self.rate_at(hour)
+        done = first
+        while done < max_hours:
+            hour += 1
+            yield 1.0, self.rate_at(hour)
+            done += 1.0
+
+    def coming_hour(self, ts: datetime) -> float:
+        """Expected units in the 60 minutes from `ts` (the published `demand_per_hour`)."""
+        if not self.ready:
+            return self.rate
+        total, left = 0.0, 1.0
+        for dur, r in self.segments(ts.timestamp(), 1.0):
+            take = min(dur, left)
+            total += take * r
+            left -= take
+            if left <= 1e-9:
+                break
+        return total
+
+    def hours_until(self, ts: datetime, units: float, max_hours: float = 24 * 14) -> float | None:
+        """Hours until cumulative forecast demand from `ts` reaches `units` (None: not within
+        `max_hours`); a closed night costs hours but no units, as on a real shelf."""
+        if units <= 0:
+            return 0.0
+        if not self.ready:
+            return units / self.rate if self.rate > 1e-9 else None
+        elapsed, need = 0.0, float(units)
+        for dur, r in self.segments(ts.timestamp(), max_hours):
+            d = dur * r
+            if d >= need:
+                return elapsed + need / r
+            need -= d
+            elapsed += dur
+        return None
+
+    def demand_over(self, ts: datetime, hours: float) -> tuple[float, float]:
+        """(mean, variance) of demand in the `hours` after `ts`: sum of hourly means and of
+        the quasi-Poisson variances phi·f_h (so z·sqrt(var) is z·sigma·sqrt(L) for flat f)."""
+        if not self.ready:
+            mean = self.rate * hours
+            return mean, self.dispersion * mean
+        mean = var = 0.0
+        left = hours
+        for dur, r in self.segments(ts.timestamp(), hours):
+            take = min(dur, left)
+            mean += take * r
+            var += take * self.dispersion * r
+            left -= take
+            if left <= 1e-9:
+                break
+        return mean, var
+
+    def band(self, z: float = 1.64) -> tuple[list[float], list[float]]:
+        lo = [max(0.0, f - z * math.sqrt(self.dispersion * f)) for f in self.fc]
+        hi = [f + z * math.sqrt(self.dispersion * f) for f in self.fc]
+        return lo, hi
+
+    # --- table format ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rate": self.rate,
+            "hours_seen": self.hours_seen,
+            "bucket_hour": self.bucket_hour,
+            "buckets": {str(h): b for h, b in self.buckets.items()},
+            "empty_since": self.empty_since,
+            "clock": self.clock,
+            "kind": self.kind,
+            "model": self.model,
+            "fc": self.fc,
+            "fc_base": self.fc_base,
+            "dispersion": self.dispersion,
+        }
+
+    @classmethod
+    def from_data(cls, data: Any) -> DemandTracker:
+        if isinstance(data, list):
+            # The pre-forecast format: [rate, bucket_hour, bucket_qty, censored, hours_seen].
+            rate, bucket_hour, bucket_qty, censored, hours = data
+            buckets = {bucket_hour: [float(bucket_qty), 3600.0 if censored else 0.0]} if bucket_hour else {}
+            return cls(rate=rate, hours_seen=hours, bucket_hour=bucket_hour, buckets=buckets)
+        return cls(
+            rate=data["rate"],
+            hours_seen=data["hours_seen"],
+            bucket_hour=data["bucket_hour"],
+            buckets={int(h): list(b) for h, b in data["buckets"].items()},
+            empty_since=data["empty_since"],
+            clock=data["clock"],
+            kind=data["kind"],
+            model=data["model"],
+            fc=list(data["fc"]),
+            fc_base=data["fc_base"],
+            dispersion=data["dispersion"],
+        )
