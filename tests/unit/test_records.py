@@ -34,6 +34,7 @@ def test_valid_sale_decodes_with_aware_ts() -> None:
         (raw(sale(store_id="S1:evil")), "store_id"),
         (raw(sale(event_id="")), "event_id"),
         (None, "tombstone"),
+        (b"", "empty value"),
     ],
 )
 def test_bad_sales_are_refused_with_a_reason(value: bytes | None, reason: str) -> None:
