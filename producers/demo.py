@@ -32,7 +32,7 @@ class Children:
     procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
     def spawn(self, name: str, *args: str, log_dir: str) -> subprocess.Popen[bytes]:
-        log = open(os.path.join(log_dir, f"{name}.log"), "ab")  # noqa: SIM115 - handed to the child
+        log = open(os.path.join(log_dir, f"{name}.log"), "ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "backroom.cli", *args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

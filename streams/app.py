@@ -10,9 +10,9 @@ so a restarted or rebalanced worker recovers exactly the keys it owns.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.transport.producer import ProducerBuffer
@@ -117,7 +117,7 @@ def create_app(settings: Settings) -> faust.App:
 
     # --- tables --------------------------------------------------------------------------
     # Keys as raw UTF-8 so the producer partitioner hashes the same bytes as the source events.
-    schema = faust.Schema(key_type=str, key_serializer="raw", value_serializer="json")
+    schema: faust.Schema = faust.Schema(key_type=str, key_serializer="raw", value_serializer="json")
     inventory = app.Table(
         "inventory", default=None, schema=schema,
         partitions=settings.partitions, use_partitioner=True,
@@ -170,26 +170,30 @@ def create_app(settings: Settings) -> faust.App:
         await send_records(topics.alerts, result.alerts)
         await send_dead(topics.dead_letter, result.dead)
 
+    def batches(stream: faust.StreamT) -> AsyncIterator[Sequence[EventT]]:
+        # take_events acks a batch's events only after the loop body handled the whole batch.
+        return cast(faust.Stream, stream).take_events(settings.batch_size, within=settings.batch_within_s)
+
     # One agent per source topic: each knows its record type, and both share the tables. The
     # read-modify-write of a batch has no await inside, so agents never interleave on a key.
     @app.agent(topics.sales, name="sales")
     async def sales_agent(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        async for events in batches(stream):
             await inventory_batch("pos.sales", events)
 
     @app.agent(topics.scans, name="scans")
     async def scans_agent(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        async for events in batches(stream):
             await inventory_batch("backroom.scans", events)
 
     @app.agent(topics.state, name="alerts")
     async def alerts_agent(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        async for events in batches(stream):
             await alerts_batch("inventory.state", events)
 
     @app.agent(topics.observations, name="observation-alerts")
     async def observation_alerts_agent(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        async for events in batches(stream):
             await alerts_batch("shelf.observations", events)
 
     @app.agent(topics.catalog, name="catalog")
