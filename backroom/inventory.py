@@ -72,6 +72,9 @@ class SkuState:
     vision_fill: float | None = None
     shelf_count_ts: str | None = None
     backroom_count_ts: str | None = None
+    # Highest offset applied per "topic:partition": a redelivery after a crash is skipped in
+    # O(1) whatever the dedup window; `seen` catches the same event_id sent again by a source.
+    offsets: dict[str, int] = field(default_factory=dict)
     seen: deque[str] = field(default_factory=deque)
     demand: DemandRate = field(default_factory=DemandRate)
 
@@ -89,6 +92,7 @@ class SkuState:
             "vision_fill": self.vision_fill,
             "shelf_count_ts": self.shelf_count_ts,
             "backroom_count_ts": self.backroom_count_ts,
+            "offsets": self.offsets,
             "seen": list(self.seen),
             "demand": self.demand.to_dict(),
         }
@@ -107,6 +111,7 @@ class SkuState:
             vision_fill=data.get("vision_fill"),
             shelf_count_ts=data.get("shelf_count_ts"),
             backroom_count_ts=data.get("backroom_count_ts"),
+            offsets=dict(data.get("offsets", {})),
             seen=deque(data["seen"]),
             demand=DemandTracker.from_data(data["demand"]),
         )
@@ -117,12 +122,12 @@ class InventoryBook:
 
     def __init__(self, dedup_window: int = 512, demand: DemandConfig | None = None) -> None:
         self.dedup_window = dedup_window
+        self.demand = demand or DemandConfig()
 
     def _remember(self, state: SkuState, event_id: str) -> bool:
         """False when the event was already applied (a redelivery)."""
         if event_id in state.seen:
             return False
-        self.demand = demand or DemandConfig()
         state.seen.append(event_id)
         while len(state.seen) > self.dedup_window:
             state.seen.popleft()
@@ -139,15 +144,15 @@ class InventoryBook:
                 state.shelf_qty -= event.qty
         else:
             self._apply_scan(state, event, stamp)
+        # Demand: note whether the shelf is empty from now on (censoring), then let the
+        # event clock close the hours it has passed; the model learns only then.
+        state.demand.shelf_seen(event.ts, empty=_shelf_empty(state))
+        state.demand.advance(event.ts, self.demand)
         state.version += 1
         state.last_event_id = event.event_id
         # Late events still count, but the state's clock never runs backwards.
         if state.ts is None or stamp > state.ts:
             state.ts = stamp
-        # Demand: note whether the shelf is empty from now on (censoring), then let the
-        # event clock close the hours it has passed; the model learns only then.
-        state.demand.shelf_seen(event.ts, empty=_shelf_empty(state))
-        state.demand.advance(event.ts, self.demand)
         return True
 
     @staticmethod
@@ -199,17 +204,17 @@ def _counted(count_ts: str | None, stamp: str) -> bool:
     return count_ts is not None and stamp <= count_ts
 
 
-def to_inventory_state(state: SkuState, params: SkuParams, demand_per_hour: float | None = None,
-                       policy: ReorderPolicy | None = None) -> InventoryState:
-    """The published state. Projections walk the SKU's hourly forecast from the state's event
-    time (a flat `demand_per_hour`, when given, replaces it); reorder levels need `policy`."""
-    shelf, backroom = max(0, state.shelf_qty), max(0, state.backroom_qty)
 def _shelf_empty(state: SkuState) -> bool:
     # A recorded sale against an empty record still says the shelf is empty from here on; the
     # camera's gap counts too (records drift, shelves don't lie).
     return state.shelf_qty <= 0 or (state.vision_fill is not None and state.vision_fill <= 0.05)
 
 
+def to_inventory_state(state: SkuState, params: SkuParams, demand_per_hour: float | None = None,
+                       policy: ReorderPolicy | None = None) -> InventoryState:
+    """The published state. Projections walk the SKU's hourly forecast from the state's event
+    time (a flat `demand_per_hour`, when given, replaces it); reorder levels need `policy`."""
+    shelf, backroom = max(0, state.shelf_qty), max(0, state.backroom_qty)
     d = state.demand
     when = datetime.fromisoformat(state.ts) if state.ts is not None else None
     if demand_per_hour is not None or when is None:
@@ -243,10 +248,10 @@ def _shelf_empty(state: SkuState) -> bool:
         catalog_missing=True if params.missing else None,
         last_event_id=state.last_event_id,
         version=state.version,
-    )
         lead_time_hours=params.lead_time_hours if levels else None,
         case_pack=params.case_pack if levels else None,
         lead_time_demand=levels.lead_time_demand if levels else None,
         safety_stock=levels.safety_stock if levels else None,
         reorder_point=levels.reorder_point if levels else None,
         order_up_to=levels.order_up_to if levels else None,
+    )

@@ -134,10 +134,15 @@ class InventoryProcessor:
                 stored = load(key)
                 state = SkuState.from_dict(stored) if stored else SkuState(event.store_id, event.sku)
                 states[key] = state
-            if self.book.apply(state, event):
+            source = f"{msg.topic}:{msg.partition}"
+            if msg.offset <= state.offsets.get(source, -1):
+                result.duplicates += 1  # redelivered after a restart: already in the state
+            elif self.book.apply(state, event):
                 result.applied += 1
+                state.offsets[source] = msg.offset
             else:
                 result.duplicates += 1
+                state.offsets[source] = msg.offset
             touched.add(key)
         for key in touched:
             state = states[key]
@@ -165,12 +170,12 @@ class AlertProcessor:
         self.engine = engine or AlertEngine(
             horizon_hours=settings.horizon_hours,
             staff_reaction_hours=settings.staff_reaction_hours,
+            order_grace_hours=settings.order_grace_hours,
         )
 
     def process(
         self, messages: Sequence[RawMessage], load: Callable[[str], dict[str, Any] | None]
     ) -> AlertResult:
-            order_grace_hours=settings.order_grace_hours,
         result = AlertResult()
         books: dict[str, AlertBook] = {}
         for msg in messages:

@@ -243,8 +243,8 @@ R = TypeVar("R", bound=Record)
 
 def decode(record_type: type[R], raw: bytes | str | None, max_bytes: int = 65536) -> R:
     """Validate one raw Kafka value as `record_type`, or raise InvalidEvent with the reason."""
-    if raw is None:
-        raise InvalidEvent("empty value (tombstone) where an event was expected")
+    if not raw:
+        raise InvalidEvent("empty value (or tombstone) where an event was expected")
     if len(raw) > max_bytes:
         raise InvalidEvent(f"value of {len(raw)} bytes exceeds the limit of {max_bytes}")
     try:

@@ -43,11 +43,13 @@ class Settings(BaseSettings):
     app_id: str = "backroom"
     store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
     dedup_window: int = Field(
-        default=512, ge=1, description="event_ids remembered per store×SKU for idempotence"
+        default=64, ge=1, description="event_ids remembered per store×SKU for idempotence"
     )
     max_event_bytes: int = Field(default=65536, ge=256)
-    batch_size: int = Field(default=2000, ge=1)
-    batch_within_s: float = Field(default=0.02, gt=0)
+    batch_size: int = Field(default=5000, ge=1, description="max events per agent batch")
+    batch_within_s: float = Field(
+        default=0.05, gt=0, description="max wait to fill a batch: latency vs coalescing"
+    )
 
     # --- domain defaults (for SKUs with no catalog entry; flagged in state) ----------------
     default_shelf_capacity: int = 24
@@ -90,8 +92,6 @@ class Settings(BaseSettings):
     ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024, description="413 above this")
     ingest_max_batch: int = Field(default=1000, ge=1, description="events per batch request")
 
-    @property
-    def embedded(self) -> bool:
     # --- demand (backroom/demand: forecasts, projections, reorder; docs/demand.md) ----------
     demand_model: str = Field(
         default="linear",
@@ -111,6 +111,8 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="a REORDER's order counts as on order until ETA + this"
     )
 
+    @property
+    def embedded(self) -> bool:
         return not self.kafka_bootstrap
 
     @property

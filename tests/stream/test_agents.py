@@ -51,7 +51,7 @@ def app_and_sent(settings_factory: Any) -> Iterator[tuple[faust.App, Sent]]:
 async def put_all(app: faust.App, agent_name: str, events: list[dict[str, Any]]) -> None:
     agent = app.backroom_agents[agent_name]  # type: ignore[attr-defined]
     async with agent.test_context() as ctx:
-        for i, ev in enumerate(events):
+        for ev in events:
             await ctx.put(orjson.dumps(ev), key=key(ev).encode())
         await asyncio.sleep(0.1)  # let the last take_events batch close
 
@@ -67,7 +67,7 @@ async def test_scans_and_sales_update_the_table_and_publish_state(app_and_sent: 
 
 
 async def test_repeated_event_id_changes_nothing(app_and_sent: Any) -> None:
-    app, sent = app_and_sent
+    app, _sent = app_and_sent
     receive = scan("receive", 10)
     await put_all(app, "scans", [receive, receive, receive])
     assert app.backroom_tables["inventory"]["S1:A"]["backroom_qty"] == 10
@@ -102,7 +102,7 @@ async def test_catalog_feeds_the_state_and_alerts_follow_state(app_and_sent: Any
     assert state["shelf_capacity"] == 30 and "catalog_missing" not in state
     alerts_agent = app.backroom_agents["alerts"]
     async with alerts_agent.test_context() as ctx:
-        for i, st in enumerate(sent("inventory.state")):
+        for st in sent("inventory.state"):
             await ctx.put(orjson.dumps(st), key=b"S1:A")
         await asyncio.sleep(0.1)
     alerts = sent("alerts")
