@@ -48,7 +48,7 @@ def test_kafka_events_become_alerts_heatmap_and_table(kafka_settings: Settings, 
     page.goto(dash.url)
     wait_attr(page, "#conn", "data-state", "live")
 
-    events: list[tuple[str, str, dict[str, Any]]] = [
+    events: list[tuple[str, str | None, Any]] = [
         ("catalog.skus", "*:A", catalog_entry("A", shelf_capacity=20, min_shelf_qty=5)),
     ]
     for ev in [scan("receive", 30, minutes=0), scan("move_to_shelf", 20, minutes=1)]:
