@@ -184,8 +184,9 @@ class InventoryBook:
                      min_confidence: float = 0.6) -> bool:
         """Fuse a camera fill ratio into the shelf estimate when the camera is confident.
 
-        The camera sees facings, not units, so only a clear disagreement moves the record: an
-        empty shelf seen while records say stock pulls the shelf record down to what is seen.
+        The camera sees facings, not units, so only a clear disagreement moves the record: a
+        shelf seen fuller than recorded raises the record; a gap seen while records say stock
+        is left for PHANTOM_STOCK (a recount decides), never silently zeroed.
         """
         state.vision_fill = round(fill, 3)
         if confidence < min_confidence:

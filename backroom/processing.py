@@ -155,6 +155,48 @@ class InventoryProcessor:
         return result
 
 
+    def process_observations(
+        self,
+        messages: Sequence[RawMessage],
+        load: Callable[[str], dict[str, Any] | None],
+        catalog: CatalogLookup,
+    ) -> InventoryResult:
+        """Camera fill per SKU slot → the shelf estimate (`vision_fill`, and the record when the
+        camera confidently sees more than recorded). Redeliveries are skipped by offset."""
+        result = InventoryResult()
+        states: dict[str, SkuState] = {}
+        for msg in messages:
+            try:
+                obs = decode_keyed(msg, ShelfObservation, 4 * self.settings.max_event_bytes)
+            except InvalidEvent as exc:
+                result.dead.append(dead_letter(msg, exc.reason))
+                continue
+            key = sku_key(obs.store_id, obs.sku)
+            state = states.get(key)
+            if state is None:
+                stored = load(key)
+                state = SkuState.from_dict(stored) if stored else SkuState(obs.store_id, obs.sku)
+                states[key] = state
+            source = f"{msg.topic}:{msg.partition}"
+            if msg.offset <= state.offsets.get(source, -1):
+                result.duplicates += 1
+                continue
+            state.offsets[source] = msg.offset
+            params = self.params(catalog, obs.store_id, obs.sku)
+            self.book.apply_vision(state, obs.fill_ratio, obs.confidence, params)
+            state.version += 1
+            stamp = obs.ts.isoformat()
+            if state.ts is None or stamp > state.ts:
+                state.ts = stamp
+            result.applied += 1
+        for key, state in states.items():
+            result.states[key] = state.to_dict()
+            if state.ts is not None:
+                params = self.params(catalog, state.store_id, state.sku)
+                result.published.append(to_inventory_state(state, params, policy=self.policy))
+        return result
+
+
 @dataclass
 class AlertResult:
     books: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -59,7 +59,8 @@ class Children:
         return [name for name, proc in self.procs if proc.poll() is not None]
 
 
-def run_demo(settings: Settings, *, stores: int, skus: int, speed: float, seed: int) -> int:
+def run_demo(settings: Settings, *, stores: int, skus: int, speed: float, seed: int,
+             cameras: bool = True) -> int:
     broker: EmbeddedBroker | None = None
     children = Children()
     log_dir = str((settings.data_dir / "logs").resolve())
@@ -86,14 +87,14 @@ def run_demo(settings: Settings, *, stores: int, skus: int, speed: float, seed: 
         children.spawn("dashboard", "dashboard", log_dir=log_dir)
         sim_args = ["--stores", str(stores), "--skus", str(skus), "--speed", str(speed),
                     "--seed", str(seed), "--days", "60"]  # fmt: skip
+        if cameras and _detector_available(settings):
+            sim_args += ["--camera-every", "30"]
         children.spawn("simulator", "simulate", *sim_args, log_dir=log_dir)
-        if _has_cameras():
-            children.spawn("cameras", "simulate-cameras", *sim_args, log_dir=log_dir)
         url = f"http://{settings.dashboard_host}:{settings.dashboard_port}/"
         console.print(f"\n[bold green]Backroom is running.[/] Dashboard: [bold]{url}[/]")
         console.print(f"Alerts in the terminal: `backroom alerts --follow`. Logs: {log_dir}. Ctrl-C stops everything.\n")
         while not stop:
-            dead = [d for d in children.dead() if d not in ("simulator", "cameras")]
+            dead = [d for d in children.dead() if d != "simulator"]
             if dead:
                 console.print(f"[red]{', '.join(dead)} exited; see {log_dir}[/]")
                 return 1
@@ -110,17 +111,11 @@ def run_demo(settings: Settings, *, stores: int, skus: int, speed: float, seed: 
         console.print("stopped.")
 
 
-def _has_cameras() -> bool:
+def _detector_available(settings: Settings) -> bool:
+    """Cameras only make sense with the shipped detector weights (models/)."""
     try:
-        from backroom.commands import vision  # noqa: F401
+        from backroom.vision.detector import DEFAULT_MODEL
     except ImportError:
         return False
-    return os.environ.get("BACKROOM_DEMO_CAMERAS", "1") != "0" and _camera_verb_exists()
-
-
-def _camera_verb_exists() -> bool:
-    try:
-        import producers.cameras  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    model = settings.detector_model or DEFAULT_MODEL
+    return bool(model) and os.path.exists(model)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -26,7 +26,7 @@ console = Console(stderr=True)
 async def run_simulator(
     settings: Settings, *, stores: int, skus: int, days: float, speed: float, seed: int,
     start: str, truth_path: Path | None = None, staff: str = "scheduled",
-    stop: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None, camera_every_min: float = 0.0, cameras_per_store: int = 1,
 ) -> int:
     """Produce the simulation; returns the number of events sent."""
     if staff != "scheduled":
@@ -36,6 +36,14 @@ async def run_simulator(
     sim = StoreSimulator(config)
     producer = make_producer(settings)
     await producer.start()
+    rig = None
+    next_capture = config.start
+    if camera_every_min > 0:
+        from backroom.camera_sim import CameraRig
+
+        rig = CameraRig(sim.items, settings.frames_dir, seed=seed, cameras_per_store=cameras_per_store)
+        for pg in rig.planograms():
+            await send_record(producer, settings, "catalog.planograms", f"{pg.store_id}:{pg.camera_id}", pg)
     truth = truth_path.open("w") if truth_path else None
     sent = 0
     wall0 = time.monotonic()
@@ -48,6 +56,12 @@ async def run_simulator(
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            if rig is not None and ev.ts >= next_capture:
+                # Rendering is CPU work: keep it off the loop so sends keep flowing.
+                frames = await asyncio.to_thread(rig.capture, next_capture)
+                for fr in frames:
+                    await send_record(producer, settings, "camera.frames", f"{fr.store_id}:{fr.camera_id}", fr)
+                next_capture += timedelta(minutes=camera_every_min)
             await send_record(producer, settings, ev.topic, ev.key, ev.record)
             sent += 1
             if truth is not None:

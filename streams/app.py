@@ -19,8 +19,9 @@ from faust.transport.producer import ProducerBuffer
 from faust.types import EventT
 
 from backroom.processing import AlertProcessor, InventoryProcessor, RawMessage, dead_letter
-from backroom.records import CatalogSku, DeadLetter, InvalidEvent, Record, decode
+from backroom.records import CatalogSku, DeadLetter, InvalidEvent, Planogram, Record, decode
 from backroom.settings import Settings
+from streams.vision import VisionRunner
 
 log = logging.getLogger("backroom.worker")
 
@@ -134,7 +135,14 @@ def create_app(settings: Settings) -> faust.App:
         partitions=1, recovery_buffer_size=1, use_partitioner=True,
         help="catalog.skus, validated",
     )  # fmt: skip
-    app.backroom_tables = {"inventory": inventory, "alert_books": alert_books, "catalog": catalog}  # type: ignore[attr-defined]
+    planograms = app.Table(
+        "planograms", default=None, schema=schema,
+        partitions=settings.partitions, use_partitioner=True,
+        help="catalog.planograms per store:camera (co-partitioned with camera.frames)",
+    )  # fmt: skip
+    app.backroom_tables = {  # type: ignore[attr-defined]
+        "inventory": inventory, "alert_books": alert_books, "catalog": catalog, "planograms": planograms,
+    }  # fmt: skip
 
     inventory_processor = InventoryProcessor(settings)
     alert_processor = AlertProcessor(settings)
@@ -196,6 +204,44 @@ def create_app(settings: Settings) -> faust.App:
         async for events in batches(stream):
             await alerts_batch("shelf.observations", events)
 
+    @app.agent(topics.observations, name="shelf-fill")
+    async def shelf_fill_agent(stream: faust.StreamT) -> None:
+        async for events in batches(stream):
+            result = inventory_processor.process_observations(
+                raw_messages(events, "shelf.observations"), inventory.get, catalog_get
+            )
+            for key, value in result.states.items():
+                inventory[key] = value
+            await send_records(topics.state, result.published)
+            await send_dead(topics.dead_letter, result.dead)
+
+    @app.agent(topics.planograms, name="planograms")
+    async def planogram_agent(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            msg = RawMessage("catalog.planograms", event.message.partition, event.message.offset,
+                             event.message.key, event.message.value)  # fmt: skip
+            key = msg.key.decode("utf-8", errors="replace") if msg.key else ""
+            try:
+                pg = decode(Planogram, msg.value, 4 * settings.max_event_bytes)
+                if key != f"{pg.store_id}:{pg.camera_id}":
+                    raise InvalidEvent(f"key {key!r} does not match store_id:camera_id")
+            except InvalidEvent as exc:
+                await send_dead(topics.dead_letter, [dead_letter(msg, exc.reason)])
+                continue
+            planograms[key] = pg.to_dict()
+
+    vision = VisionRunner(settings)
+
+    @app.agent(topics.frames, name="vision")
+    async def vision_agent(stream: faust.StreamT) -> None:
+        async for events in cast(faust.Stream, stream).take_events(
+            settings.vision_batch, within=settings.batch_within_s
+        ):
+            msgs = raw_messages(events, "camera.frames")
+            result = await vision.run(msgs, planograms.get)
+            await send_records(topics.observations, result.observations)
+            await send_dead(topics.dead_letter, result.dead)
+
     @app.agent(topics.catalog, name="catalog")
     async def catalog_agent(stream: faust.StreamT) -> None:
         async for event in stream.events():
@@ -221,5 +267,8 @@ def create_app(settings: Settings) -> faust.App:
         "alerts": alerts_agent,
         "observation_alerts": observation_alerts_agent,
         "catalog": catalog_agent,
+        "shelf_fill": shelf_fill_agent,
+        "planograms": planogram_agent,
+        "vision": vision_agent,
     }
     return app

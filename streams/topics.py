@@ -26,7 +26,7 @@ def topic_configs(name: str) -> dict[str, str]:
 # The worker's table changelogs (Faust names them "<app_id>-<table>-changelog") with their
 # partition counts; created up front because a topic created during the first group join is
 # skipped by that assignment.
-CHANGELOG_TABLES = {"inventory": None, "alert-books": None, "catalog": 1}
+CHANGELOG_TABLES = {"inventory": None, "alert-books": None, "catalog": 1, "planograms": None}
 
 
 def changelog_topics(settings: Settings) -> dict[str, int]:

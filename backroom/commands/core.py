@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from pathlib import Path
 
@@ -118,15 +117,18 @@ def simulate(
     start: str = typer.Option("2026-11-23T06:00:00+00:00", help="event-time start (ISO, with zone)"),
     truth: Path | None = typer.Option(None, help="write the true quantities over time (JSON lines)"),
     staff: str = typer.Option("scheduled", help="scheduled | alert-driven"),
+    camera_every: float = typer.Option(0.0, help="event-time minutes between camera frames; 0 = no cameras"),
+    cameras_per_store: int = typer.Option(1, help="shelf cameras per store"),
 ) -> None:
-    """Simulate stores: catalog, Poisson sales, deliveries, restocking, shrink, miscounts."""
+    """Simulate stores: catalog, Poisson sales, deliveries, restocking, shrink, miscounts, cameras."""
     from producers.simulator import run_simulator
 
     settings = get_settings()
     require_broker(settings)
     asyncio.run(
         run_simulator(settings, stores=stores, skus=skus, days=days, speed=speed, seed=seed,
-                      start=start, truth_path=truth, staff=staff)
+                      start=start, truth_path=truth, staff=staff, camera_every_min=camera_every,
+                      cameras_per_store=cameras_per_store)
     )  # fmt: skip
 
 
@@ -159,19 +161,12 @@ def demo(
     skus: int = typer.Option(24, help="SKUs per store"),
     speed: float = typer.Option(900.0, help="event-time seconds per wall second"),
     seed: int = typer.Option(7),
-    no_browser_hint: bool = typer.Option(False, hidden=True),
+    cameras: bool = typer.Option(True, help="simulated shelf cameras (needs models/shelf-gap.onnx)"),
 ) -> None:
     """Everything in one command: broker (when none answers), topics, worker, simulator, dashboard."""
     from producers.demo import run_demo
 
-    sys.exit(run_demo(get_settings(), stores=stores, skus=skus, speed=speed, seed=seed))
-
-
-def schema_json() -> None:
-    """(hidden) kept for scripts: same as `backroom schema`."""
-    from backroom.records import json_schemas
-
-    typer.echo(json.dumps(json_schemas()))
+    sys.exit(run_demo(get_settings(), stores=stores, skus=skus, speed=speed, seed=seed, cameras=cameras))
 
 
 def register(app: typer.Typer) -> None:
