@@ -94,7 +94,7 @@ class Settings(BaseSettings):
 
     # --- demand (backroom/demand: forecasts, projections, reorder; docs/demand.md) ----------
     demand_model: str = Field(
-        default="linear",
+        default="holtwinters",
         description="hourly forecaster per store×SKU: linear | holtwinters | snarimax "
         "(compared by `backroom backtest`)",
     )

@@ -114,8 +114,17 @@ class Forecaster:
     def _learn(self, hour: int, y: float) -> None:
         if self.kind == "linear":
             self.model.learn_one(hour_features(hour), y)
-        else:
-            self.model.learn_one(y)
+            return
+        self.model.learn_one(y)
+        if self.kind == "holtwinters" and self.learned + 1 == SEASON:
+            # River 0.26 seeds an *additive* season with ratios y / level (the multiplicative
+            # seed), which biases every forecast low until gamma has washed it out (days).
+            # Re-seed it as deviations y - level, as additive Holt-Winters defines it.
+            m = self.model
+            level = m.level[-1]
+            seeded = [v - level for v in m._first_values]
+            m.season.clear()
+            m.season.extend(seeded)
 
     # --- forecasting ---------------------------------------------------------------------------
     def forecast(self, horizon: int) -> list[float]:

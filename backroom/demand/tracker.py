@@ -38,7 +38,7 @@ MAX_GAP_HOURS = 24 * 14  # a longer silence is skipped in whole weeks (keeps the
 
 @dataclass(frozen=True)
 class DemandConfig:
-    model: str = "linear"
+    model: str = "holtwinters"
     horizon_hours: int = 48
     grace_minutes: float = 15.0
     censor_minutes: float = 10.0
