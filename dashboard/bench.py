@@ -29,6 +29,8 @@ import threading
 import time
 from array import array
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import itemgetter, sub
 from typing import Any
 
 import orjson
@@ -175,7 +177,7 @@ class Stats:
         self.measuring = False
 
 
-version_at = STATE_FIELDS.index("version")
+get_version = itemgetter(STATE_FIELDS.index("version"))
 
 
 async def _client(url: str, stats: Stats, ready: asyncio.Event, counter: list[int], n: int,
@@ -214,7 +216,7 @@ async def _client(url: str, stats: Stats, ready: asyncio.Event, counter: list[in
             rows = msg["states"]["r"]
             stats.messages += 1
             stats.updates += len(rows)
-            stats.latency_us.extend(now_us - r[version_at] for r in rows)
+            stats.latency_us.extend(map(sub, repeat(now_us), map(get_version, rows)))
 
 
 async def _run_clients(port: int, clients: int, seconds: float, warmup_s: float,
@@ -306,7 +308,7 @@ def _one_run(clients: int, rate: float, seconds: float, warmup_s: float, stores:
 
 
 def bench_dashboard(clients: int = 200, rate: float = 1000.0, seconds: float = 10.0,
-                    warmup_s: float = 2.0, stores: int = 20, skus: int = 100, flush_ms: int = 200,
+                    warmup_s: float = 2.0, stores: int = 20, skus: int = 100, flush_ms: int = 100,
                     baseline: bool = True) -> dict[str, Any]:  # fmt: skip
     """Run the benchmark; returns the JSON object `backroom bench dashboard --json` prints."""
     load_at_start = round(os.getloadavg()[0], 2)
@@ -351,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--stores", type=int, default=20)
     parser.add_argument("--skus", type=int, default=100)
-    parser.add_argument("--flush-ms", type=int, default=200)
+    parser.add_argument("--flush-ms", type=int, default=100)
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args(argv)
     if args.serve:

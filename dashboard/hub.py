@@ -51,7 +51,7 @@ class Hub:
     def __init__(
         self,
         view: LiveView,
-        flush_s: float = 0.2,
+        flush_s: float = 0.1,
         max_queue: int = 8,
         on_flush: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:

@@ -209,7 +209,7 @@ def _mount_optional_routers(app: FastAPI, settings: Settings, state: dict[str, A
 
 
 def create_app(
-    settings: Settings, *, kafka: bool = True, view: LiveView | None = None, flush_s: float = 0.2
+    settings: Settings, *, kafka: bool = True, view: LiveView | None = None, flush_s: float = 0.1
 ) -> FastAPI:
     """The dashboard app. No broker I/O here: the lifespan starts the bridge (unless kafka=False,
     for tests and the benchmark, which feed `app.state.view` directly)."""

@@ -19,7 +19,7 @@ def bench_dashboard_command(
     seconds: float = typer.Option(10.0, help="length of the measured phase"),
     stores: int = typer.Option(20, help="stores in the synthetic feed"),
     skus: int = typer.Option(100, help="SKUs per store in the synthetic feed"),
-    flush_ms: int = typer.Option(200, help="coalescing interval of the websocket hub"),
+    flush_ms: int = typer.Option(100, help="coalescing interval of the websocket hub"),
     baseline: bool = typer.Option(True, help="run a 1-client baseline at the same rate first"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object on one line"),
 ) -> None:

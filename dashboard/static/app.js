@@ -391,6 +391,12 @@
     const sy = (y) => H - B - ((y - y0) / (y1 - y0 || 1)) * (H - T - B);
     const node = (tag, attrs) => { const n = document.createElementNS(NS, tag); for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v); return n; };
     const parts = [];
+    // Grid first, so the band and the line are drawn over it.
+    for (let i = 0; i <= 4; i++) {
+      const v = y0 + ((y1 - y0) * i) / 4;
+      parts.push(node("line", { x1: L, x2: W - R, y1: sy(v), y2: sy(v), class: "grid" }));
+      const t = node("text", { x: L - 4, y: sy(v) + 4, "text-anchor": "end", class: "axis" }); t.textContent = v.toFixed(1); parts.push(t);
+    }
     const band = series.filter((p) => p.lo !== null && p.hi !== null);
     if (band.length > 1) {
       const d = band.map((p, i) => `${i ? "L" : "M"}${sx(p.x)},${sy(p.hi)}`).join("") +
@@ -398,11 +404,6 @@
       parts.push(node("path", { d, class: "band" }));
     }
     parts.push(node("path", { d: series.map((p, i) => `${i ? "L" : "M"}${sx(p.x)},${sy(p.y)}`).join(""), class: "mean" }));
-    for (let i = 0; i <= 4; i++) {
-      const v = y0 + ((y1 - y0) * i) / 4;
-      parts.push(node("line", { x1: L, x2: W - R, y1: sy(v), y2: sy(v), class: "grid" }));
-      const t = node("text", { x: L - 4, y: sy(v) + 4, "text-anchor": "end", class: "axis" }); t.textContent = v.toFixed(1); parts.push(t);
-    }
     const xl = node("text", { x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle", class: "axis" });
     xl.textContent = `hours ahead (0–${Math.round(x1 - x0)})` + (a.evidence && a.evidence.hours_to_stockout ? ` · stockout in ${fmtNum(a.evidence.hours_to_stockout, 1)} h` : "");
     parts.push(xl);
