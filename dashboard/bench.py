@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import platform
 import random
@@ -219,44 +220,105 @@ async def _client(url: str, stats: Stats, ready: asyncio.Event, counter: list[in
             stats.latency_us.extend(map(sub, repeat(now_us), map(get_version, rows)))
 
 
-async def _run_clients(port: int, clients: int, seconds: float, warmup_s: float,
-                       child: subprocess.Popen[str]) -> tuple[Stats, dict[str, Any]]:  # fmt: skip
+async def _client_group(conn: Any, port: int, clients: int) -> None:
+    """One client process: `clients` websockets; measures between 'measure' and 'stop'."""
     stats = Stats()
     ready = asyncio.Event()
     stop = asyncio.Event()
     counter = [0]
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue[str] = asyncio.Queue()
+
+    def read_commands() -> None:
+        for _ in range(2):
+            loop.call_soon_threadsafe(commands.put_nowait, conn.recv())
+
+    threading.Thread(target=read_commands, daemon=True).start()
     url = f"ws://127.0.0.1:{port}/ws"
     tasks = []
     for _ in range(clients):
         tasks.append(asyncio.create_task(_client(url, stats, ready, counter, clients, stop)))
         await asyncio.sleep(0)  # connect gradually: 200 handshakes at once is a needless spike
     await asyncio.wait_for(ready.wait(), timeout=120)
-    assert child.stdin is not None and child.stdout is not None
-    child.stdin.write("go\n")
-    child.stdin.flush()
-    await asyncio.sleep(warmup_s)
+    conn.send("ready")
+    await commands.get()  # measure
     stats.measuring = True
-    started = time.perf_counter()
     cpu0 = time.process_time()
-    await asyncio.sleep(seconds)
+    await commands.get()  # stop
     stats.measuring = False
-    elapsed = time.perf_counter() - started
-    client_cpu = time.process_time() - cpu0
-    child.stdin.write("stop\n")
-    child.stdin.flush()
-    server_stats = orjson.loads(await asyncio.to_thread(child.stdout.readline))
+    cpu = time.process_time() - cpu0
     stop.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     errors = [repr(r) for r in results if isinstance(r, BaseException)]
+    conn.send({"latency_us": stats.latency_us.tobytes(), "messages": stats.messages,
+               "updates": stats.updates, "dropped": stats.dropped, "snapshots": stats.snapshots,
+               "cpu_s": cpu, "errors": errors[:3], "failed": len(errors)})  # fmt: skip
+
+
+def _client_proc(conn: Any, port: int, clients: int) -> None:
+    asyncio.run(_client_group(conn, port, clients))
+
+
+def _run_clients(port: int, clients: int, procs: int, seconds: float, warmup_s: float,
+                 child: subprocess.Popen[str]) -> tuple[Stats, dict[str, Any]]:  # fmt: skip
+    """Clients spread over `procs` processes, as pages are spread over browsers."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = max(1, min(procs, clients))
+    sizes = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+    pipes, workers = [], []
+    for n in sizes:
+        mine, theirs = ctx.Pipe()
+        w = ctx.Process(target=_client_proc, args=(theirs, port, n), daemon=True)
+        w.start()
+        pipes.append(mine)
+        workers.append(w)
+    try:
+        for conn in pipes:
+            if not conn.poll(180) or conn.recv() != "ready":
+                raise RuntimeError("bench clients did not connect")
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        time.sleep(warmup_s)
+        for conn in pipes:
+            conn.send("measure")
+        started = time.perf_counter()
+        time.sleep(seconds)
+        for conn in pipes:
+            conn.send("stop")
+        elapsed = time.perf_counter() - started
+        child.stdin.write("stop\n")
+        child.stdin.flush()
+        server_stats = orjson.loads(child.stdout.readline())
+        stats = Stats()
+        errors: list[str] = []
+        failed, cpu = 0, 0.0
+        for conn in pipes:
+            if not conn.poll(60):
+                raise RuntimeError("bench clients did not report")
+            part = conn.recv()
+            stats.latency_us.frombytes(part["latency_us"])
+            stats.messages += part["messages"]
+            stats.updates += part["updates"]
+            stats.dropped += part["dropped"]
+            stats.snapshots += part["snapshots"]
+            errors += part["errors"]
+            failed += part["failed"]
+            cpu += part["cpu_s"]
+    finally:
+        for w in workers:
+            w.join(timeout=30)
+            if w.is_alive():
+                w.kill()
     server_stats["elapsed"] = elapsed
-    server_stats["client_cpu_s"] = client_cpu
+    server_stats["client_cpu_s"] = cpu
     server_stats["client_errors"] = errors[:3]
-    server_stats["failed_clients"] = len(errors)
+    server_stats["failed_clients"] = failed
     return stats, server_stats
 
 
 def _one_run(clients: int, rate: float, seconds: float, warmup_s: float, stores: int, skus: int,
-             flush_ms: int) -> dict[str, Any]:  # fmt: skip
+             flush_ms: int, client_procs: int = 2) -> dict[str, Any]:  # fmt: skip
     port = _free_port()
     child = subprocess.Popen(
         [sys.executable, "-m", "dashboard.bench", "--serve", str(port), "--rate", str(rate),
@@ -273,7 +335,7 @@ def _one_run(clients: int, rate: float, seconds: float, warmup_s: float, stores:
                 if child.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("dashboard bench server did not start") from None
                 time.sleep(0.1)
-        stats, server = asyncio.run(_run_clients(port, clients, seconds, warmup_s, child))
+        stats, server = _run_clients(port, clients, client_procs, seconds, warmup_s, child)
     finally:
         if child.poll() is None:
             try:
@@ -309,11 +371,11 @@ def _one_run(clients: int, rate: float, seconds: float, warmup_s: float, stores:
 
 def bench_dashboard(clients: int = 200, rate: float = 1000.0, seconds: float = 10.0,
                     warmup_s: float = 2.0, stores: int = 20, skus: int = 100, flush_ms: int = 100,
-                    baseline: bool = True) -> dict[str, Any]:  # fmt: skip
+                    baseline: bool = True, client_procs: int = 2) -> dict[str, Any]:  # fmt: skip
     """Run the benchmark; returns the JSON object `backroom bench dashboard --json` prints."""
     load_at_start = round(os.getloadavg()[0], 2)
-    base = _one_run(1, rate, min(seconds, 5.0), 1.0, stores, skus, flush_ms) if baseline else None
-    main = _one_run(clients, rate, seconds, warmup_s, stores, skus, flush_ms)
+    base = _one_run(1, rate, min(seconds, 5.0), 1.0, stores, skus, flush_ms, 1) if baseline else None
+    main = _one_run(clients, rate, seconds, warmup_s, stores, skus, flush_ms, client_procs)
     # updates_per_s is what each client received after coalescing (<= the feed rate).
     out: dict[str, Any] = {
         "clients": clients,
@@ -326,6 +388,7 @@ def bench_dashboard(clients: int = 200, rate: float = 1000.0, seconds: float = 1
         "cpu_per_wall_s": main["cpu"],
         "seconds": seconds,
         "flush_ms": flush_ms,
+        "client_processes": client_procs,
         "keys": stores * skus,
         "feed": "in-process into the live view (no Kafka)",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
@@ -354,13 +417,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stores", type=int, default=20)
     parser.add_argument("--skus", type=int, default=100)
     parser.add_argument("--flush-ms", type=int, default=100)
+    parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args(argv)
     if args.serve:
         serve_child(args.serve, args.rate, args.stores, args.skus, args.flush_ms)
         return
     result = bench_dashboard(args.clients, args.rate, args.seconds, stores=args.stores, skus=args.skus,
-                             flush_ms=args.flush_ms, baseline=not args.no_baseline)  # fmt: skip
+                             flush_ms=args.flush_ms, baseline=not args.no_baseline,
+                             client_procs=args.client_procs)  # fmt: skip
     print(orjson.dumps(result).decode())
 
 
