@@ -383,7 +383,7 @@ def compare_models(run: RunResult, truth: Truth, start: datetime, end: datetime,
 
 
 def _censored_hours(truth: Truth, censor_minutes: float) -> set[tuple[str, int]]:
-    out = set()
+    out: set[tuple[str, int]] = set()
     for key, rows in truth.rows.items():
         empty: dict[int, float] = defaultdict(float)
         for i, row in enumerate(rows):

@@ -125,6 +125,12 @@ class Forecaster:
             seeded = [v - level for v in m._first_values]
             m.season.clear()
             m.season.extend(seeded)
+            # It also seeds the trend with the mean first difference of that one day, noise
+            # that (with a near-frozen beta) biases the level for weeks. Demand has no trend
+            # within days: start it at zero.
+            if m.trend is not None:
+                m.trend.clear()
+                m.trend.append(0.0)
 
     # --- forecasting ---------------------------------------------------------------------------
     def forecast(self, horizon: int) -> list[float]:

@@ -27,7 +27,7 @@ def write_plots(out_dir: Path, run: Any, truth: Any, start: datetime, end: datet
     h1 = int(end.timestamp() // 3600)
     h0 = max(int(start.timestamp() // 3600), h1 - 24 * 5)
     hours = list(range(h0, h1))
-    when = [datetime.fromtimestamp(h * 3600, UTC) for h in hours]
+    when: Any = [datetime.fromtimestamp(h * 3600, UTC) for h in hours]  # matplotlib takes datetimes
     actual = [truth.demand(key, h) for h in hours]
     pred = [run.forecasts.get((key, h), (math.nan, 0.0)) for h in hours]
     mean = [p[0] for p in pred]

@@ -1,0 +1,75 @@
+"""The backtest: required fields, determinism (same seed → same JSON), the closed-loop staff.
+
+    pytest tests/unit/test_backtest.py
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from backroom.demand.backtest import backtest
+from backroom.demand.closed_loop import AlertDrivenStaff, BudgetedRounds
+from backroom.settings import Settings
+from backroom.simulation import SimConfig, StoreSimulator
+
+
+def small(seed: int = 5) -> dict[str, Any]:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    out = backtest(days=4, stores=1, skus=5, seed=seed, warmup_days=2, settings=settings, compare=False)
+    out.pop("seconds")
+    return out
+
+
+@pytest.fixture(scope="module")
+def result() -> dict[str, Any]:
+    return small()
+
+
+def test_the_json_has_the_contract_fields(result: dict[str, Any]) -> None:
+    assert {"model", "wape", "seasonal_naive_wape"} <= set(result["forecast"])
+    assert {"recall", "precision", "median_lead_hours", "episodes"} <= set(result["alerts"])
+    assert set(result["osa"]) == {"alert_driven", "scheduled"} == set(result["moves"])
+    assert 0 < result["osa"]["alert_driven"] <= 1 and result["bytes_per_model"] > 0
+    # Equal budgets: the scheduled rounds make (about) the moves the alerts caused.
+    assert abs(result["moves"]["scheduled"] - result["moves"]["alert_driven"]) <= 2
+
+
+def test_same_seed_same_json(result: dict[str, Any]) -> None:
+    assert small() == result
+    assert small(seed=6) != result
+
+
+def item_of(sim: StoreSimulator) -> Any:
+    item = sim.items[0]
+    item.shelf, item.backroom = 2, 30
+    return item
+
+
+def test_alert_driven_staff_moves_after_the_reaction_delay_and_forgets_resolved_alerts() -> None:
+    sim = StoreSimulator(SimConfig(stores=1, skus=2, days=1, seed=1))
+    item = item_of(sim)
+    t = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    staff = AlertDrivenStaff(reaction_minutes=45)
+    alert = {"type": "RESTOCK_SHELF", "status": "open", "store_id": item.store_id,
+             "sku": item.catalog.sku, "ts": t.isoformat()}  # fmt: skip
+    staff.on_alert(alert)
+    assert staff(item, t + timedelta(minutes=30)) == 0
+    assert staff(item, t + timedelta(minutes=60)) == item.catalog.shelf_capacity - 2
+    assert staff(item, t + timedelta(minutes=90)) == 0 and staff.moves == 1
+    staff.on_alert(alert)
+    staff.on_alert(alert | {"status": "resolved"})
+    assert staff(item, t + timedelta(hours=3)) == 0
+
+
+def test_budgeted_rounds_fill_the_emptiest_shelves_within_the_budget() -> None:
+    sim = StoreSimulator(SimConfig(stores=1, skus=4, days=1, seed=1))
+    for i, item in enumerate(sim.items):
+        item.backroom, item.shelf = 50, i  # item 0 is the emptiest
+    rounds = BudgetedRounds(sim.items, {"S01": 2}, rounds_total=2)
+    t = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    moved = [rounds(item, t) for item in sim.items]
+    assert [m > 0 for m in moved] == [True, False, False, False]  # one move per round
+    assert all(rounds(item, t + timedelta(minutes=30)) == 0 for item in sim.items)  # not a round

@@ -1,0 +1,176 @@
+"""Forecast math on series with known answers, the band, censoring, persistence.
+
+    pytest tests/unit/test_forecast.py
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from backroom.demand.forecast import Forecaster, hour_features, weekday_of
+from backroom.demand.tracker import DemandConfig, DemandTracker
+
+MONDAY = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+H0 = int(MONDAY.timestamp() // 3600)
+# A store's day: closed at night, two peaks; zero at both ends of the day so no trend is seeded.
+SHAPE = [0, 0, 0, 0, 0, 0, 0, 1, 2, 2, 3, 4, 5, 4, 3, 3, 4, 5, 6, 5, 3, 2, 1, 0]
+
+
+def test_weekday_and_features_of_an_epoch_hour() -> None:
+    assert weekday_of(H0) == 0 and weekday_of(H0 + 24 * 5) == 5
+    x = hour_features(H0 + 13)
+    assert len(x) == 31 and sum(x.values()) == 2 and x["h13"] == 1 and x["d0"] == 1
+
+
+def test_holtwinters_reproduces_a_noise_free_daily_shape_exactly() -> None:
+    f = Forecaster("holtwinters")
+    for h in range(H0, H0 + 24 * 3):
+        f.learn(h, SHAPE[h % 24])
+    assert f.forecast(24) == pytest.approx(SHAPE, abs=1e-6)
+    # The next hour's forecast is the value the learner reports before learning it.
+    assert f.learn(H0 + 72, SHAPE[0]) == pytest.approx(SHAPE[0], abs=1e-6)
+
+
+def test_linear_model_learns_hour_and_weekday_effects() -> None:
+    f = Forecaster("linear")
+    for h in range(H0, H0 + 24 * 28):
+        f.learn(h, SHAPE[h % 24] + (2.0 if weekday_of(h) == 5 else 0.0))
+    fc = f.forecast(24 * 7)
+    weekday = fc[:24]
+    assert max(abs(a - b) for a, b in zip(weekday, SHAPE, strict=True)) < 1.0
+    saturday = fc[24 * 5: 24 * 6]
+    assert sum(saturday) - sum(weekday) == pytest.approx(48, rel=0.3)
+
+
+def test_linear_fast_forecast_equals_river_predict_one() -> None:
+    rng = random.Random(3)
+    f = Forecaster("linear")
+    for h in range(H0, H0 + 24 * 10):
+        f.learn(h, rng.random() * 5)
+    fast = f.forecast(48)
+    slow = [max(0.0, f.model.predict_one(hour_features(h))) for h in range(f.next_hour or 0, (f.next_hour or 0) + 48)]
+    assert fast == pytest.approx(slow, abs=1e-9)
+
+
+def test_residual_dispersion_of_poisson_counts_is_near_one() -> None:
+    rng = random.Random(11)
+    f = Forecaster("holtwinters", residual_alpha=0.01)
+
+    def poisson(lam: float) -> int:
+        # Inversion; plenty for small rates.
+        k, p, u = 0, pow(2.718281828, -lam), rng.random()
+        c = p
+        while u > c:
+            k += 1
+            p *= lam / k
+            c += p
+        return k
+
+    for h in range(H0, H0 + 24 * 40):
+        f.learn(h, poisson(4.0))
+    assert 0.7 < f.dispersion < 1.5
+    assert f.variance(4.0) == pytest.approx(4.0 * f.dispersion)
+    assert f.variance(0.0) == 0.0
+
+
+def test_hours_must_be_fed_in_order() -> None:
+    f = Forecaster("holtwinters")
+    f.learn(H0, 1)
+    with pytest.raises(ValueError):
+        f.learn(H0 + 2, 1)
+
+
+@pytest.mark.parametrize("kind", ["holtwinters", "snarimax", "linear"])
+def test_a_forecaster_survives_pickling_in_the_table(kind: str) -> None:
+    f = Forecaster(kind)
+    for h in range(H0, H0 + 48):
+        f.learn(h, SHAPE[h % 24])
+    blob = f.dumps()
+    again = Forecaster.loads(blob)
+    assert again.forecast(24) == f.forecast(24)
+    assert len(blob) * 3 // 4 < 4000  # reported per model by the backtest
+
+
+# --- the tracker: buckets, censoring, projections ----------------------------------------------
+
+
+def feed_day(d: DemandTracker, day: int, cfg: DemandConfig, empty_from: int | None = None) -> None:
+    """One day of SHAPE sales, spread over each hour; the shelf empty from hour `empty_from`."""
+    for hour in range(24):
+        base = MONDAY + timedelta(days=day, hours=hour)
+        empty = empty_from is not None and hour >= empty_from
+        if not empty:
+            for i in range(SHAPE[hour]):
+                t = base + timedelta(minutes=5 + 50 * i / max(SHAPE[hour], 1))
+                d.add_sale(t, 1)
+                d.shelf_seen(t, empty=False)
+                d.advance(t, cfg)
+        else:
+            d.shelf_seen(base, empty=True)
+        d.advance(base + timedelta(minutes=59), cfg)
+
+
+def test_empty_shelf_hours_are_censored_not_learned_as_zero() -> None:
+    cfg = DemandConfig(model="holtwinters")
+    censored, naive = DemandTracker(), DemandTracker()
+    for day in range(4):
+        feed_day(censored, day, cfg)
+        feed_day(naive, day, cfg)
+    # Day 5: the shelf is empty from noon on. The censoring tracker knows; the other is told
+    # the shelf was stocked (so it learns zeros).
+    feed_day(censored, 4, cfg, empty_from=12)
+    for hour in range(24):
+        base = MONDAY + timedelta(days=4, hours=hour)
+        if hour < 12:
+            for i in range(SHAPE[hour]):
+                naive.add_sale(base + timedelta(minutes=5 + i), 1)
+        naive.shelf_seen(base, empty=False)
+        naive.advance(base + timedelta(minutes=59), cfg)
+    end = MONDAY + timedelta(days=5, hours=1)
+    censored.advance(end, cfg)
+    naive.advance(end, cfg)
+    # Tomorrow's afternoon peak: the censored model still expects it, the naive one less so.
+    peak = int((MONDAY + timedelta(days=5, hours=18)).timestamp() // 3600)
+    assert censored.rate_at(peak) == pytest.approx(SHAPE[18], abs=0.5)
+    assert naive.rate_at(peak) < censored.rate_at(peak) - 0.5
+
+
+def test_late_events_within_the_grace_land_in_their_hour() -> None:
+    cfg = DemandConfig(grace_minutes=15)
+    d = DemandTracker()
+    d.add_sale(MONDAY + timedelta(minutes=10), 1)
+    d.advance(MONDAY + timedelta(minutes=65), cfg)  # a scan from the next hour arrives first
+    d.add_sale(MONDAY + timedelta(minutes=55), 2)  # the late sale of hour 0
+    d.advance(MONDAY + timedelta(minutes=80), cfg)  # now hour 0 closes
+    assert d.hours_seen == 1 and d.rate == 3.0
+
+
+def test_projection_walks_the_seasonal_forecast_over_a_closed_night() -> None:
+    d = DemandTracker()
+    evening = MONDAY + timedelta(hours=20)
+    d.fc_base = int(evening.timestamp() // 3600)
+    # 2 units 20-21 h, 1 unit 21-22 h, closed until 07 h, then 1 unit an hour.
+    d.fc = [2.0, 1.0] + [0.0] * 9 + [1.0] * 37
+    assert d.hours_until(evening, 2) == pytest.approx(1.0)
+    assert d.hours_until(evening, 4) == pytest.approx(12.0)  # 3 by 22 h, the 4th at 08 h
+    assert d.coming_hour(evening + timedelta(minutes=30)) == pytest.approx(1.5)
+    mean, var = d.demand_over(evening, 2)
+    assert mean == pytest.approx(3.0) and var == pytest.approx(3.0 * d.dispersion)
+    # A flat rate would have said 4 units / (48 units / 48 h) = 4 h.
+    assert d.hours_until(evening, 10_000) is None
+
+
+def test_tracker_round_trips_through_json_and_reads_the_old_format() -> None:
+    cfg = DemandConfig()
+    d = DemandTracker()
+    for day in range(2):
+        feed_day(d, day, cfg)
+    again = DemandTracker.from_data(orjson.loads(orjson.dumps(d.to_dict())))
+    assert again.to_dict() == d.to_dict()
+    assert again.forecaster(cfg).forecast(24) == d.forecaster(cfg).forecast(24)
+    old = DemandTracker.from_data([2.5, H0, 3, False, 10])
+    assert old.rate == 2.5 and old.hours_seen == 10 and old.buckets == {H0: [3.0, 0.0]}
