@@ -59,6 +59,12 @@ for _area in AREAS:
 
 
 def main() -> None:
+    from backroom.logs import configure_logging
+
+    try:
+        configure_logging(get_settings())  # BACKROOM_LOG_FORMAT=json: JSON lines
+    except Exception:  # invalid settings are reported by the verb that reads them
+        pass
     app()
 
 

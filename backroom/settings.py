@@ -46,6 +46,9 @@ class Settings(BaseSettings):
         default=64, ge=1, description="event_ids remembered per store×SKU for idempotence"
     )
     max_event_bytes: int = Field(default=65536, ge=256)
+    session_timeout_s: float = Field(
+        default=10.0, ge=6.0, description="a worker that stops heartbeating loses its partitions after this"
+    )
     batch_size: int = Field(default=5000, ge=1, description="max events per agent batch")
     batch_within_s: float = Field(
         default=0.05, gt=0, description="max wait to fill a batch: latency vs coalescing"
@@ -109,6 +112,19 @@ class Settings(BaseSettings):
     )
     order_grace_hours: float = Field(
         default=2.0, ge=0, description="a REORDER's order counts as on order until ETA + this"
+    )
+
+    # --- ops (metrics, logs; docs/operations.md) --------------------------------------------
+    metrics_port: int | None = Field(
+        default=9108, ge=0, le=65535,
+        description="worker Prometheus /metrics port; 0 or unset = off",
+    )  # fmt: skip
+    metrics_host: str = Field(default="127.0.0.1", description="0.0.0.0 in a container")
+    metrics_interval_s: float = Field(
+        default=5.0, gt=0, description="how often consumer lag and open alerts are sampled"
+    )
+    log_format: str = Field(
+        default="text", pattern="^(text|json)$", description="text | json (one JSON object a line)"
     )
 
     @property

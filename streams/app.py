@@ -10,6 +10,7 @@ so a restarted or rebalanced worker recovers exactly the keys it owns.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -21,6 +22,7 @@ from faust.types import EventT
 from backroom.processing import AlertProcessor, InventoryProcessor, RawMessage, dead_letter
 from backroom.records import CatalogSku, DeadLetter, InvalidEvent, Planogram, Record, decode
 from backroom.settings import Settings
+from streams.metrics import Metrics, instrument
 from streams.vision import VisionRunner
 
 log = logging.getLogger("backroom.worker")
@@ -153,6 +155,11 @@ def create_app(settings: Settings) -> faust.App:
 
     stats = {"events": 0, "batches": 0, "dead": 0, "duplicates": 0}
     app.backroom_stats = stats  # type: ignore[attr-defined]
+    # Prometheus series (streams/metrics.py); the /metrics server starts with the worker.
+    metrics = Metrics()
+    app.backroom_metrics = metrics  # type: ignore[attr-defined]
+    instrument(app, metrics, settings.metrics_host, settings.metrics_port,
+               settings.metrics_interval_s, alert_books)  # fmt: skip
 
     @app.timer(10.0)
     async def log_stats() -> None:
@@ -166,6 +173,7 @@ def create_app(settings: Settings) -> faust.App:
         result = inventory_processor.process(raw_messages(events, topic), inventory.get, catalog_get)
         stats["dead"] += len(result.dead)
         stats["duplicates"] += result.duplicates
+        metrics.observe_batch(topic, "inventory", len(events), result.dead, result.duplicates)
         for key, value in result.states.items():
             inventory[key] = value
         await send_records(topics.state, result.published)
@@ -173,6 +181,7 @@ def create_app(settings: Settings) -> faust.App:
 
     async def alerts_batch(topic: str, events: Sequence[EventT]) -> None:
         result = alert_processor.process(raw_messages(events, topic), alert_books.get)
+        metrics.observe_batch(topic, "alerts", len(events), result.dead)
         for key, value in result.books.items():
             alert_books[key] = value
         await send_records(topics.alerts, result.alerts)
@@ -210,6 +219,7 @@ def create_app(settings: Settings) -> faust.App:
             result = inventory_processor.process_observations(
                 raw_messages(events, "shelf.observations"), inventory.get, catalog_get
             )
+            metrics.observe_batch("shelf.observations", "shelf-fill", len(events), result.dead)
             for key, value in result.states.items():
                 inventory[key] = value
             await send_records(topics.state, result.published)
@@ -220,12 +230,14 @@ def create_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             msg = RawMessage("catalog.planograms", event.message.partition, event.message.offset,
                              event.message.key, event.message.value)  # fmt: skip
+            metrics.observe_batch(msg.topic, "planograms", 1)
             key = msg.key.decode("utf-8", errors="replace") if msg.key else ""
             try:
                 pg = decode(Planogram, msg.value, 4 * settings.max_event_bytes)
                 if key != f"{pg.store_id}:{pg.camera_id}":
                     raise InvalidEvent(f"key {key!r} does not match store_id:camera_id")
             except InvalidEvent as exc:
+                metrics.dead_lettered(msg.topic)
                 await send_dead(topics.dead_letter, [dead_letter(msg, exc.reason)])
                 continue
             planograms[key] = pg.to_dict()
@@ -238,7 +250,10 @@ def create_app(settings: Settings) -> faust.App:
             settings.vision_batch, within=settings.batch_within_s
         ):
             msgs = raw_messages(events, "camera.frames")
+            t0 = time.perf_counter()
             result = await vision.run(msgs, planograms.get)
+            metrics.observe_inference(len(msgs), time.perf_counter() - t0)
+            metrics.observe_batch("camera.frames", "vision", len(msgs), result.dead)
             await send_records(topics.observations, result.observations)
             await send_dead(topics.dead_letter, result.dead)
 
@@ -247,6 +262,7 @@ def create_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             msg = RawMessage("catalog.skus", event.message.partition, event.message.offset,
                              event.message.key, event.message.value)  # fmt: skip
+            metrics.observe_batch(msg.topic, "catalog", 1)
             key = msg.key.decode("utf-8", errors="replace") if msg.key else ""
             try:
                 if msg.value is None:
@@ -257,6 +273,7 @@ def create_app(settings: Settings) -> faust.App:
                 if not store or sku != entry.sku:
                     raise InvalidEvent(f"key {key!r} must be '{{store_id}}:{entry.sku}' or '*:{entry.sku}'")
             except InvalidEvent as exc:
+                metrics.dead_lettered(msg.topic)
                 await send_dead(topics.dead_letter, [dead_letter(msg, exc.reason)])
                 continue
             catalog[key] = entry.to_dict()

@@ -33,5 +33,24 @@ def pipeline(
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 
+@bench_app.command("soak")
+def soak(
+    minutes: float = typer.Option(30.0, help="length of the paced phase"),
+    rate: float = typer.Option(5000.0, help="events/s produced (sales and scans)"),
+    keys: int = typer.Option(100_000, help="store×SKU keys in the worker's tables"),
+    stores: int = typer.Option(50, help="stores the keys are spread over"),
+    sample_s: float = typer.Option(5.0, help="seconds between RSS and lag samples"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Sustained load: consumer lag and worker RSS over time, then catch-up after a restart."""
+    from backroom.commands.core import require_broker
+    from streams.soak import SoakConfig, bench_soak
+
+    settings = get_settings()
+    require_broker(settings)
+    result = asyncio.run(bench_soak(settings, SoakConfig(minutes, rate, keys, stores, sample_s)))
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")

@@ -105,7 +105,10 @@ def worker(loglevel: str = typer.Option("warning", help="faust log level")) -> N
     require_broker(settings)
     asyncio.run(ensure_topics(settings))
     app = create_app(settings)
-    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    from backroom.logs import worker_logging_config
+
+    Worker(app, loglevel=loglevel, quiet=True,
+           logging_config=worker_logging_config(settings, loglevel)).execute_from_commandline()
 
 
 def simulate(
