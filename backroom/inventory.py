@@ -8,7 +8,8 @@ Rules (DESIGN.md section 3/4):
 - sale: shelf −qty; scan `receive`: +qty at `location` (backroom by default), against on-order;
 - scan `move_to_shelf`: backroom → shelf, qty; scan `adjust`: ±qty at `location`;
 - scan `count`: absolute count at `location` as of its `ts`; deltas stamped at or before the
-  latest count of a location are already in that count and are not applied again;
+  latest count of a location are already in that count and are not applied again, and deltas
+  stamped after it that arrived first stay applied (remembered for COUNT_GRACE of event time);
 - every event is applied at most once: its `event_id` is remembered in a bounded window.
 
 The quantities are signed ledgers, so sales and scans (two topics, no order between them)
@@ -22,7 +23,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backroom.demand.reorder import ReorderPolicy, reorder_levels
@@ -75,6 +76,8 @@ class SkuState:
     # Highest offset applied per "topic:partition": a redelivery after a crash is skipped in
     # O(1) whatever the dedup window; `seen` catches the same event_id sent again by a source.
     offsets: dict[str, int] = field(default_factory=dict)
+    # [stamp, "shelf"|"backroom", delta] of the last COUNT_GRACE of event time.
+    recent: list[list[Any]] = field(default_factory=list)
     seen: deque[str] = field(default_factory=deque)
     demand: DemandRate = field(default_factory=DemandRate)
 
@@ -93,6 +96,7 @@ class SkuState:
             "shelf_count_ts": self.shelf_count_ts,
             "backroom_count_ts": self.backroom_count_ts,
             "offsets": self.offsets,
+            "recent": self.recent,
             "seen": list(self.seen),
             "demand": self.demand.to_dict(),
         }
@@ -112,6 +116,7 @@ class SkuState:
             shelf_count_ts=data.get("shelf_count_ts"),
             backroom_count_ts=data.get("backroom_count_ts"),
             offsets=dict(data.get("offsets", {})),
+            recent=list(data.get("recent", [])),
             seen=deque(data["seen"]),
             demand=DemandTracker.from_data(data["demand"]),
         )
@@ -137,11 +142,11 @@ class InventoryBook:
         """Apply one event; returns False (and changes nothing) for a repeated event_id."""
         if not self._remember(state, event.event_id):
             return False
-        stamp = event.ts.isoformat()
+        # One zone for every stamp, so stamps compare as strings in time order.
+        stamp = event.ts.astimezone(UTC).isoformat()
         if isinstance(event, Sale):
             state.demand.add_sale(event.ts, event.qty)
-            if not _counted(state.shelf_count_ts, stamp):
-                state.shelf_qty -= event.qty
+            _delta(state, "shelf", -event.qty, stamp)
         else:
             self._apply_scan(state, event, stamp)
         # Demand: note whether the shelf is empty from now on (censoring), then let the
@@ -157,28 +162,17 @@ class InventoryBook:
 
     @staticmethod
     def _apply_scan(state: SkuState, scan: Scan, stamp: str) -> None:
-        shelf_counted = _counted(state.shelf_count_ts, stamp)
-        backroom_counted = _counted(state.backroom_count_ts, stamp)
-        on_shelf = scan.location == "shelf"
+        loc = "shelf" if scan.location == "shelf" else "backroom"
         if scan.kind == "count":
-            if on_shelf:
-                state.shelf_qty, state.shelf_count_ts = scan.qty, stamp
-            else:
-                state.backroom_qty, state.backroom_count_ts = scan.qty, stamp
+            _count(state, loc, scan.qty, stamp)
             return
         if scan.kind == "receive":
             state.on_order = max(0, state.on_order - scan.qty)
-        delta = scan.qty
         if scan.kind == "move_to_shelf":
-            if not shelf_counted:
-                state.shelf_qty += delta
-            if not backroom_counted:
-                state.backroom_qty -= delta
-        elif on_shelf:
-            if not shelf_counted:
-                state.shelf_qty += delta
-        elif not backroom_counted:
-            state.backroom_qty += delta
+            _delta(state, "shelf", scan.qty, stamp)
+            _delta(state, "backroom", -scan.qty, stamp)
+        else:
+            _delta(state, loc, scan.qty, stamp)
 
     def apply_vision(self, state: SkuState, fill: float, confidence: float, params: SkuParams,
                      min_confidence: float = 0.6) -> bool:
@@ -200,9 +194,36 @@ class InventoryBook:
         return False
 
 
-def _counted(count_ts: str | None, stamp: str) -> bool:
-    """True when a delta at `stamp` is already part of the location's latest count."""
-    return count_ts is not None and stamp <= count_ts
+# Deltas are remembered this long (event time) so a count that arrives late can keep the
+# deltas stamped after it; older deltas are pruned to keep the table value small.
+COUNT_GRACE = timedelta(minutes=30)
+
+
+def _delta(state: SkuState, loc: str, qty: int, stamp: str) -> None:
+    count_ts = state.shelf_count_ts if loc == "shelf" else state.backroom_count_ts
+    if count_ts is not None and stamp <= count_ts:
+        return  # already part of that location's latest count
+    if loc == "shelf":
+        state.shelf_qty += qty
+    else:
+        state.backroom_qty += qty
+    state.recent.append([stamp, loc, qty])
+    newest = max(stamp, state.ts or stamp)
+    horizon = (datetime.fromisoformat(newest) - COUNT_GRACE).isoformat()
+    if state.recent and state.recent[0][0] < horizon:
+        state.recent = [r for r in state.recent if r[0] >= horizon]
+
+
+def _count(state: SkuState, loc: str, qty: int, stamp: str) -> None:
+    """An absolute count as of `stamp`: deltas stamped after it (already applied) stay applied."""
+    count_ts = state.shelf_count_ts if loc == "shelf" else state.backroom_count_ts
+    if count_ts is not None and stamp <= count_ts:
+        return  # an older count arriving late says nothing new
+    later = sum(d for ts, where, d in state.recent if where == loc and ts > stamp)
+    if loc == "shelf":
+        state.shelf_qty, state.shelf_count_ts = qty + later, stamp
+    else:
+        state.backroom_qty, state.backroom_count_ts = qty + later, stamp
 
 
 def _shelf_empty(state: SkuState) -> bool:

@@ -102,6 +102,9 @@ def create_app(settings: Settings) -> faust.App:
         value_serializer="raw",
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
+        # A killed worker holds its partitions until its session times out: keep that short.
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 4,
         # Changelog and state records are many and small: batch them into few produce requests.
         producer_linger=0.005,
         producer_max_batch_size=1024 * 1024,
@@ -182,10 +185,17 @@ def create_app(settings: Settings) -> faust.App:
     async def alerts_batch(topic: str, events: Sequence[EventT]) -> None:
         result = alert_processor.process(raw_messages(events, topic), alert_books.get)
         metrics.observe_batch(topic, "alerts", len(events), result.dead)
-        for key, value in result.books.items():
-            alert_books[key] = value
         await send_records(topics.alerts, result.alerts)
         await send_dead(topics.dead_letter, result.dead)
+        if result.alerts:
+            # The alerts must be on the broker before the books that say they were sent: after
+            # a crash the redelivered states are skipped by version, so an alert lost in flight
+            # would never be sent again. (A crash after this flush repeats no alert: the books
+            # and the offsets move together on the next commit; at worst an alert is sent twice
+            # with the same alert_id and status, which consumers fold.)
+            await app.producer.flush()
+        for key, value in result.books.items():
+            alert_books[key] = value
 
     def batches(stream: faust.StreamT) -> AsyncIterator[Sequence[EventT]]:
         # take_events acks a batch's events only after the loop body handled the whole batch.

@@ -42,7 +42,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "backroom.cli", "worker", "--loglevel", "warning"],
+            [sys.executable, "-m", "backroom.cli", "worker", "--loglevel", "info"],
             env=settings_env(self.settings), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
             start_new_session=True,
         )  # fmt: skip
@@ -64,6 +64,17 @@ class WorkerProcess:
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Until Faust says the worker recovered its tables and started its agents."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if "Worker ready" in self.log_path.read_text(errors="replace"):
+                return
+            if not self.alive:
+                raise RuntimeError(f"worker exited:\n{self.log()}")
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready in {timeout_s}s:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]

@@ -61,6 +61,22 @@ def test_arrival_order_across_topics_does_not_change_the_result() -> None:
     assert results == {(15, 9)}
 
 
+def test_a_late_count_keeps_the_later_deltas_that_arrived_before_it() -> None:
+    s = apply_all([scan("receive", 50), scan("move_to_shelf", 20, minutes=1), sale(qty=3, minutes=10),
+                   scan("count", 15, location="shelf", minutes=5), sale(qty=1, minutes=4)])  # fmt: skip
+    assert s.shelf_qty == 12  # counted 15 at 09:05, then the 09:10 sale; the 09:04 one is in the count
+    older = apply_all([scan("count", 9, location="shelf", minutes=8), scan("count", 30, location="shelf", minutes=2)])
+    assert older.shelf_qty == 9  # an older count arriving late changes nothing
+
+
+def test_stamps_in_other_zones_compare_in_time_order() -> None:
+    s = apply_all([sale(minutes=60), scan("count", 5, location="shelf", minutes=0)])
+    late = sale(minutes=0)
+    late["ts"] = "2026-11-27T10:30:00+01:00"  # 09:30Z: after the count, before the first sale
+    s = apply_all([late], s)
+    assert s.shelf_qty == 3 and s.ts is not None and s.ts.startswith("2026-11-27T10:00")
+
+
 def test_a_count_absorbs_earlier_deltas_that_arrive_late() -> None:
     s = apply_all([scan("count", 10, location="shelf", minutes=5), sale(qty=2, minutes=3),
                    sale(qty=1, minutes=6)])  # fmt: skip
