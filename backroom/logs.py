@@ -20,7 +20,10 @@ import orjson
 from backroom.settings import Settings
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is kept.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# uvicorn adds `color_message` (the same text with ANSI colours) to some records: dropped too.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):

