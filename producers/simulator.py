@@ -14,11 +14,13 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import orjson
 from rich.console import Console
 
+from backroom.demand.closed_loop import AlertDrivenStaff
 from backroom.settings import Settings
 from backroom.simulation import SimConfig, StoreSimulator
-from producers.kafka import make_producer, send_record
+from producers.kafka import make_consumer, make_producer, send_record
 
 console = Console(stderr=True)
 
@@ -28,14 +30,23 @@ async def run_simulator(
     start: str, truth_path: Path | None = None, staff: str = "scheduled",
     stop: asyncio.Event | None = None, camera_every_min: float = 0.0, cameras_per_store: int = 1,
 ) -> int:
-    """Produce the simulation; returns the number of events sent."""
-    if staff != "scheduled":
-        raise SystemExit(f"--staff {staff}: only 'scheduled' is available in this build")
+    """Produce the simulation; returns the number of events sent.
+
+    `staff="alert-driven"` closes the loop through Kafka: simulated staff read the `alerts`
+    topic and restock a shelf a reaction delay after its RESTOCK_SHELF opens, and REORDER alerts
+    place orders that arrive after the lead time (the store's own daily ordering is off)."""
+    if staff not in ("scheduled", "alert-driven"):
+        raise SystemExit(f"--staff {staff}: choose scheduled or alert-driven")
     config = SimConfig(stores=stores, skus=skus, days=days, seed=seed,
                        start=datetime.fromisoformat(start))
-    sim = StoreSimulator(config)
+    policy = AlertDrivenStaff(reaction_minutes=45.0) if staff == "alert-driven" else None
+    sim = StoreSimulator(config, staff=policy)
     producer = make_producer(settings)
     await producer.start()
+    listener = None
+    if policy is not None:
+        sim.auto_orders = False
+        listener = asyncio.create_task(_follow_alerts(settings, sim, policy))
     rig = None
     next_capture = config.start
     if camera_every_min > 0:
@@ -72,8 +83,32 @@ async def run_simulator(
                 console.log(f"simulator: {sent} events, event time {ev.ts.isoformat()}")
         await producer.flush()
     finally:
+        if listener is not None:
+            listener.cancel()
         await producer.stop()
         if truth is not None:
             truth.close()
     console.log(f"simulator: done, {sent} events, {sim.lost_sales} sales lost to empty shelves")
     return sent
+
+
+async def _follow_alerts(settings: Settings, sim: StoreSimulator, staff: AlertDrivenStaff) -> None:
+    """Staff and buyer acting on alerts as they arrive (alerts from before this run are old)."""
+    consumer = make_consumer(settings, "alerts", group_id=None, auto_offset_reset="latest")
+    await consumer.start()
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for rec in records:
+                    alert = orjson.loads(rec.value)
+                    key = f"{alert['store_id']}:{alert['sku']}"
+                    if key not in sim.by_key:
+                        continue
+                    staff.on_alert(alert)
+                    if alert["type"] == "REORDER" and alert["status"] == "open":
+                        qty = int(alert.get("evidence", {}).get("order_qty", 0))
+                        if qty > 0:
+                            sim.place_order(key, qty, datetime.fromisoformat(alert["ts"]))
+    finally:
+        await consumer.stop()
