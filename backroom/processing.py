@@ -220,6 +220,7 @@ class AlertProcessor:
     ) -> AlertResult:
         result = AlertResult()
         books: dict[str, AlertBook] = {}
+        stored: dict[str, dict[str, Any] | None] = {}
         for msg in messages:
             try:
                 if msg.topic == "inventory.state":
@@ -236,7 +237,8 @@ class AlertProcessor:
             key = sku_key(record.store_id, record.sku)
             book = books.get(key)
             if book is None:
-                book = books[key] = AlertBook.from_dict(load(key))
+                stored[key] = load(key)
+                book = books[key] = AlertBook.from_dict(stored[key])
             if isinstance(record, InventoryState):
                 result.alerts.extend(self.engine.on_state(book, record))
             else:
@@ -252,5 +254,24 @@ class AlertProcessor:
                     "ts": record.ts.isoformat(),
                 }
                 result.alerts.extend(self.engine.on_observation(book, gap, observation))
-        result.books = {k: b.to_dict() for k, b in books.items()}
+        for k, b in books.items():
+            value = b.to_dict()
+            if _book_changed(stored[k], value):
+                result.books[k] = value
         return result
+
+
+# A book whose only change is the newest state it saw need not be written every batch: after a
+# restart the states since the last write are evaluated again against the same open alerts,
+# which emits nothing new. Writing at least every BOOK_REFRESH versions bounds that replay.
+BOOK_REFRESH = 64
+
+
+def _book_changed(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+    if before is None:
+        return True
+    if after["last_version"] - before.get("last_version", -1) >= BOOK_REFRESH:
+        return True
+    quiet = ("last_version", "last_state")
+    return any(after.get(f) != before.get(f) for f in after if f not in quiet)
+
