@@ -249,6 +249,8 @@ def write_model_card(path: Path, report: dict[str, Any], evaluation: dict | None
         f"- {fin['epochs']} epochs in {fin['seconds']} s; mAP50 {fin['map50']:.3f}, "
         f"gap AP50 {fin.get('gap_ap50', 0):.3f}, product AP50 {fin.get('product_ap50', 0):.3f}",
     ]
+    for note in report.get("notes", []):
+        lines.append(f"- {note}")
     if evaluation:
         lines += ["", "## Held-out evaluation", "```json", json.dumps(evaluation, indent=2), "```"]
     lines += [
