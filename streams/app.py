@@ -181,6 +181,16 @@ def create_app(settings: Settings) -> faust.App:
             inventory[key] = value
         await send_records(topics.state, result.published)
         await send_dead(topics.dead_letter, result.dead)
+        await durable()
+
+    async def durable() -> None:
+        """Wait until this batch's table writes and records are on the broker.
+
+        Faust acks a batch's events when the loop body returns (and also when an agent is
+        cancelled mid-batch, on shutdown), and its commit-time flush gives up on a slow buffer
+        after 0.1 s: without this wait a graceful rebalance could commit offsets whose state
+        never reached the changelog. It also keeps Faust's producer buffer from piling up."""
+        await app.producer.flush()
 
     async def alerts_batch(topic: str, events: Sequence[EventT]) -> None:
         result = alert_processor.process(raw_messages(events, topic), alert_books.get)
@@ -196,6 +206,7 @@ def create_app(settings: Settings) -> faust.App:
             await app.producer.flush()
         for key, value in result.books.items():
             alert_books[key] = value
+        await durable()
 
     def batches(stream: faust.StreamT) -> AsyncIterator[Sequence[EventT]]:
         # take_events acks a batch's events only after the loop body handled the whole batch.
@@ -234,6 +245,7 @@ def create_app(settings: Settings) -> faust.App:
                 inventory[key] = value
             await send_records(topics.state, result.published)
             await send_dead(topics.dead_letter, result.dead)
+            await durable()
 
     @app.agent(topics.planograms, name="planograms")
     async def planogram_agent(stream: faust.StreamT) -> None:
