@@ -8,6 +8,7 @@ raw messages, calls `InventoryProcessor.process(...)` and sends what comes back.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from backroom.records import (
 from backroom.settings import Settings
 
 R = TypeVar("R", bound=Record)
+log = logging.getLogger("backroom.processing")
 
 
 @dataclass(frozen=True)
@@ -137,12 +139,19 @@ class InventoryProcessor:
             source = f"{msg.topic}:{msg.partition}"
             if msg.offset <= state.offsets.get(source, -1):
                 result.duplicates += 1  # redelivered after a restart: already in the state
-            elif self.book.apply(state, event):
+                touched.add(key)
+                continue
+            try:
+                applied = self.book.apply(state, event)
+            except Exception as exc:  # a bug must cost one event (kept in dead-letter), not the worker
+                log.exception("processing %s[%s]@%s failed", msg.topic, msg.partition, msg.offset)
+                result.dead.append(dead_letter(msg, f"processing failed: {type(exc).__name__}: {exc}"))
+                applied = False
+            state.offsets[source] = msg.offset
+            if applied:
                 result.applied += 1
-                state.offsets[source] = msg.offset
             else:
                 result.duplicates += 1
-                state.offsets[source] = msg.offset
             touched.add(key)
         for key in touched:
             state = states[key]
@@ -150,10 +159,15 @@ class InventoryProcessor:
             if state.ts is not None:
                 # Re-published even when the batch held only redeliveries: a crash between
                 # the table write and the publish must not leave downstream a version behind.
-                params = self.params(catalog, state.store_id, state.sku)
-                result.published.append(to_inventory_state(state, params, policy=self.policy))
+                self._publish(result, state, catalog)
         return result
 
+    def _publish(self, result: InventoryResult, state: SkuState, catalog: CatalogLookup) -> None:
+        try:
+            params = self.params(catalog, state.store_id, state.sku)
+            result.published.append(to_inventory_state(state, params, policy=self.policy))
+        except Exception:  # the state is still written; the next event publishes it
+            log.exception("projecting %s:%s failed", state.store_id, state.sku)
 
     def process_observations(
         self,
@@ -192,8 +206,7 @@ class InventoryProcessor:
         for key, state in states.items():
             result.states[key] = state.to_dict()
             if state.ts is not None:
-                params = self.params(catalog, state.store_id, state.sku)
-                result.published.append(to_inventory_state(state, params, policy=self.policy))
+                self._publish(result, state, catalog)
         return result
 
 
@@ -234,31 +247,40 @@ class AlertProcessor:
             except InvalidEvent as exc:
                 result.dead.append(dead_letter(msg, exc.reason))
                 continue
-            key = sku_key(record.store_id, record.sku)
-            book = books.get(key)
-            if book is None:
-                stored[key] = load(key)
-                book = books[key] = AlertBook.from_dict(stored[key])
-            if isinstance(record, InventoryState):
-                result.alerts.extend(self.engine.on_state(book, record))
-            else:
-                gap = record.facings_expected > 0 and record.facings_visible == 0
-                observation = {
-                    "frame_event_id": record.frame_event_id,
-                    "frame_uri": record.frame_uri,
-                    "camera_id": record.camera_id,
-                    "fill_ratio": record.fill_ratio,
-                    "facings_visible": record.facings_visible,
-                    "facings_expected": record.facings_expected,
-                    "boxes": record.boxes,
-                    "ts": record.ts.isoformat(),
-                }
-                result.alerts.extend(self.engine.on_observation(book, gap, observation))
+            try:
+                self._apply(record, msg, books, stored, load, result)
+            except Exception as exc:  # a bug must cost one record (kept in dead-letter), not the worker
+                log.exception("alerting on %s[%s]@%s failed", msg.topic, msg.partition, msg.offset)
+                result.dead.append(dead_letter(msg, f"processing failed: {type(exc).__name__}: {exc}"))
         for k, b in books.items():
             value = b.to_dict()
             if _book_changed(stored[k], value):
                 result.books[k] = value
         return result
+
+    def _apply(self, record: InventoryState | ShelfObservation, msg: RawMessage,
+               books: dict[str, AlertBook], stored: dict[str, dict[str, Any] | None],
+               load: Callable[[str], dict[str, Any] | None], result: AlertResult) -> None:  # fmt: skip
+        key = sku_key(record.store_id, record.sku)
+        book = books.get(key)
+        if book is None:
+            stored[key] = load(key)
+            book = books[key] = AlertBook.from_dict(stored[key])
+        if isinstance(record, InventoryState):
+            result.alerts.extend(self.engine.on_state(book, record))
+            return
+        gap = record.facings_expected > 0 and record.facings_visible == 0
+        observation = {
+            "frame_event_id": record.frame_event_id,
+            "frame_uri": record.frame_uri,
+            "camera_id": record.camera_id,
+            "fill_ratio": record.fill_ratio,
+            "facings_visible": record.facings_visible,
+            "facings_expected": record.facings_expected,
+            "boxes": record.boxes,
+            "ts": record.ts.isoformat(),
+        }
+        result.alerts.extend(self.engine.on_observation(book, gap, observation))
 
 
 # A book whose only change is the newest state it saw need not be written every batch: after a

@@ -115,6 +115,12 @@ class Forecaster:
         if self.kind == "linear":
             self.model.learn_one(hour_features(hour), y)
             return
+        if self.kind == "holtwinters" and self.learned + 1 == SEASON:
+            firsts = [*self.model._first_values, y]
+            if sum(firsts) == 0:
+                # River seeds the season by dividing by the mean of the first season: a SKU
+                # that sold nothing for a whole day would raise ZeroDivisionError here.
+                y = 1e-9
         self.model.learn_one(y)
         if self.kind == "holtwinters" and self.learned + 1 == SEASON:
             # River 0.26 seeds an *additive* season with ratios y / level (the multiplicative

@@ -174,3 +174,12 @@ def test_tracker_round_trips_through_json_and_reads_the_old_format() -> None:
     assert again.forecaster(cfg).forecast(24) == d.forecaster(cfg).forecast(24)
     old = DemandTracker.from_data([2.5, H0, 3, False, 10])
     assert old.rate == 2.5 and old.hours_seen == 10 and old.buckets == {H0: [3.0, 0.0]}
+
+
+def test_holt_winters_survives_a_first_day_without_sales() -> None:
+    from backroom.demand.forecast import SEASON, Forecaster
+
+    f = Forecaster("holtwinters")
+    for h in range(SEASON * 2):
+        f.learn(1000 + h, 0.0)
+    assert f.ready and all(v >= 0 for v in f.forecast(24))
