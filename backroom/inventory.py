@@ -197,6 +197,7 @@ class InventoryBook:
 # Deltas are remembered this long (event time) so a count that arrives late can keep the
 # deltas stamped after it; older deltas are pruned to keep the table value small.
 COUNT_GRACE = timedelta(minutes=30)
+RECENT_PRUNE_AT = 24
 
 
 def _delta(state: SkuState, loc: str, qty: int, stamp: str) -> None:
@@ -208,9 +209,9 @@ def _delta(state: SkuState, loc: str, qty: int, stamp: str) -> None:
     else:
         state.backroom_qty += qty
     state.recent.append([stamp, loc, qty])
-    newest = max(stamp, state.ts or stamp)
-    horizon = (datetime.fromisoformat(newest) - COUNT_GRACE).isoformat()
-    if state.recent and state.recent[0][0] < horizon:
+    if len(state.recent) > RECENT_PRUNE_AT:  # pruning per event would cost more than it saves
+        newest = max(stamp, state.ts or stamp)
+        horizon = (datetime.fromisoformat(newest) - COUNT_GRACE).astimezone(UTC).isoformat()
         state.recent = [r for r in state.recent if r[0] >= horizon]
 
 

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(default=5000, ge=1, description="max events per agent batch")
     batch_within_s: float = Field(
-        default=0.05, gt=0, description="max wait to fill a batch: latency vs coalescing"
+        default=0.1, gt=0, description="max wait to fill a batch: latency vs coalescing"
     )
 
     # --- domain defaults (for SKUs with no catalog entry; flagged in state) ----------------
