@@ -52,5 +52,19 @@ def soak(
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 
+@bench_app.command("vision")
+def vision(
+    threads: int = typer.Option(0, help="ONNX Runtime intra-op threads; 0 = all cores"),
+    seconds: float = typer.Option(3.0, help="timed seconds per backend"),
+    ultralytics: bool = typer.Option(True, help="also time the ultralytics (torch) backend"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Detector frames/s at the working resolution: ONNX Runtime batch 1 (baseline), batched, ultralytics."""
+    from backroom.vision.evaluate import bench_vision
+
+    result = bench_vision(threads=threads, seconds=seconds, ultralytics=ultralytics)
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
