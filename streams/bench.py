@@ -3,9 +3,10 @@
     backroom broker start && backroom bench pipeline --events 200000 --rate 2000 --json
 
 In one run, on a fresh topic prefix: (1) pre-load N POS sales; (2) time a plain aiokafka
-consumer reading them (the raw ceiling); (3) start `backroom worker` and time it from its first
-to its last inventory.state record for those events; (4) produce at a fixed rate and measure,
-per event, produce → the inventory.state that includes it (and → alert where one results).
+consumer reading them (the raw ceiling); (3) time a no-op Faust app batching them the same way
+(`streams/noop.py`: Faust's own ceiling); (4) start `backroom worker` and time it from its first
+to its last inventory.state record for those events; (5) produce at a fixed rate and measure,
+per event, produce → the first inventory.state that includes it.
 """
 
 from __future__ import annotations
@@ -86,14 +87,14 @@ async def _raw_consume(settings: Settings, n: int) -> float:
         await consumer.stop()
 
 
-def _start_worker(settings: Settings, log_path: str) -> subprocess.Popen[bytes]:
+def _start_worker(settings: Settings, log_path: str, module: str = "backroom.cli") -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BACKROOM_")}
     for name, value in settings.model_dump(mode="json").items():
         if value is not None:
             env[f"BACKROOM_{name.upper()}"] = str(value)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "backroom.cli", "worker"], env=env, stdout=log,
+            [sys.executable, "-m", module, "worker"], env=env, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
@@ -122,6 +123,36 @@ async def _worker_rate(settings: Settings, last: dict[bytes, str], timeout_s: fl
     if pending or first_ts is None:
         raise RuntimeError(f"the worker did not finish the pre-load in {timeout_s:.0f}s")
     return first_ts, last_ts
+
+
+async def _noop_rate(settings: Settings, n: int, timeout_s: float) -> float:
+    """Events/s of the no-op Faust app, from the broker timestamps of its per-batch counts."""
+    consumer = make_consumer(settings, "bench.noop", group_id=None)
+    await consumer.start()
+    seen, first, last = 0, None, 0.0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while seen < n and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for recs in batch.values():
+                for r in recs:
+                    ts = r.timestamp / 1000
+                    first = ts if first is None else min(first, ts)
+                    last = max(last, ts)
+                    seen += orjson.loads(r.value)["n"]
+    finally:
+        await consumer.stop()
+    if seen < n or first is None:
+        raise RuntimeError(f"the no-op Faust app did not finish in {timeout_s:.0f}s")
+    return n / max(last - first, 1e-3)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -195,9 +226,16 @@ async def bench_pipeline(settings: Settings, cfg: BenchConfig) -> dict[str, Any]
     console.log(f"bench: pre-loading {cfg.events} sales on {cfg.keys} keys (prefix {settings.topic_prefix})")
     last = await _preload(settings, cfg, run)
     raw_eps = await _raw_consume(settings, cfg.events)
-    console.log(f"bench: raw aiokafka consume {raw_eps:,.0f} events/s; starting the worker")
-    log_path = str((settings.data_dir / f"bench-worker-{run}.log").resolve())
+    console.log(f"bench: raw aiokafka consume {raw_eps:,.0f} events/s; starting a no-op Faust app")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await ensure_topics(settings, ("bench.noop",), changelogs=False)
+    noop = _start_worker(settings, str((settings.data_dir / f"bench-noop-{run}.log").resolve()), "streams.noop")
+    try:
+        noop_eps = await _noop_rate(settings, cfg.events, timeout_s=max(120.0, cfg.events / 2000))
+    finally:
+        _stop(noop)
+    console.log(f"bench: no-op Faust {noop_eps:,.0f} events/s; starting the worker")
+    log_path = str((settings.data_dir / f"bench-worker-{run}.log").resolve())
     worker = _start_worker(settings, log_path)
     try:
         first, last_ts = await _worker_rate(settings, last, timeout_s=max(120.0, cfg.events / 2000))
@@ -205,16 +243,14 @@ async def bench_pipeline(settings: Settings, cfg: BenchConfig) -> dict[str, Any]
         console.log(f"bench: worker {worker_eps:,.0f} events/s; measuring latency at {cfg.rate:.0f}/s")
         lat = await _latency(settings, cfg, run)
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        _stop(worker)
     return {
         "events": cfg.events,
         "raw_consume_eps": round(raw_eps, 1),
         "worker_eps": round(worker_eps, 1),
         "ratio": round(worker_eps / raw_eps, 3),
+        "faust_noop_eps": round(noop_eps, 1),
+        "ratio_vs_faust_noop": round(worker_eps / noop_eps, 3),
         **lat,
         "partitions": settings.partitions,
         "batch_size": settings.batch_size,
