@@ -57,6 +57,7 @@ async def run_simulator(
             await send_record(producer, settings, "catalog.planograms", f"{pg.store_id}:{pg.camera_id}", pg)
     truth = truth_path.open("w") if truth_path else None
     sent = 0
+    catalog_sent = False
     wall0 = time.monotonic()
     try:
         for ev in sim.events():
@@ -75,6 +76,13 @@ async def run_simulator(
                 next_capture += timedelta(minutes=camera_every_min)
             await send_record(producer, settings, ev.topic, ev.key, ev.record)
             sent += 1
+            if ev.topic == "catalog.skus" and speed > 0 and not catalog_sent:
+                catalog_sent = True
+                # Give the worker's catalog table a moment, so the first states carry the
+                # catalog's values instead of the defaults (they would self-correct anyway).
+                await producer.flush()
+                await asyncio.sleep(2.0)
+                wall0 += 2.0
             if truth is not None:
                 for row in sim.truth:
                     truth.write(json.dumps(row.to_dict()) + "\n")
