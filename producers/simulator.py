@@ -74,15 +74,15 @@ async def run_simulator(
                 for fr in frames:
                     await send_record(producer, settings, "camera.frames", f"{fr.store_id}:{fr.camera_id}", fr)
                 next_capture += timedelta(minutes=camera_every_min)
-            await send_record(producer, settings, ev.topic, ev.key, ev.record)
-            sent += 1
-            if ev.topic == "catalog.skus" and speed > 0 and not catalog_sent:
+            if ev.topic != "catalog.skus" and speed > 0 and not catalog_sent:
                 catalog_sent = True
                 # Give the worker's catalog table a moment, so the first states carry the
                 # catalog's values instead of the defaults (they would self-correct anyway).
                 await producer.flush()
                 await asyncio.sleep(2.0)
                 wall0 += 2.0
+            await send_record(producer, settings, ev.topic, ev.key, ev.record)
+            sent += 1
             if truth is not None:
                 for row in sim.truth:
                     truth.write(json.dumps(row.to_dict()) + "\n")
