@@ -76,6 +76,16 @@ def decode_keyed(msg: RawMessage, record_type: type[R], max_bytes: int) -> R:
     return record
 
 
+def _state(states: dict[str, SkuState], load: Callable[[str], dict[str, Any] | None], key: str,
+           store_id: str, sku: str) -> SkuState:  # fmt: skip
+    """The batch's working copy of a key's state: loaded from the table once per batch."""
+    state = states.get(key)
+    if state is None:
+        stored = load(key)
+        state = states[key] = SkuState.from_dict(stored) if stored else SkuState(store_id, sku)
+    return state
+
+
 @dataclass
 class InventoryResult:
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -131,11 +141,7 @@ class InventoryProcessor:
                 result.dead.append(dead_letter(msg, exc.reason))
                 continue
             key = sku_key(event.store_id, event.sku)
-            state = states.get(key)
-            if state is None:
-                stored = load(key)
-                state = SkuState.from_dict(stored) if stored else SkuState(event.store_id, event.sku)
-                states[key] = state
+            state = _state(states, load, key, event.store_id, event.sku)
             source = f"{msg.topic}:{msg.partition}"
             if msg.offset <= state.offsets.get(source, -1):
                 result.duplicates += 1  # redelivered after a restart: already in the state
@@ -186,11 +192,7 @@ class InventoryProcessor:
                 result.dead.append(dead_letter(msg, exc.reason))
                 continue
             key = sku_key(obs.store_id, obs.sku)
-            state = states.get(key)
-            if state is None:
-                stored = load(key)
-                state = SkuState.from_dict(stored) if stored else SkuState(obs.store_id, obs.sku)
-                states[key] = state
+            state = _state(states, load, key, obs.store_id, obs.sku)
             source = f"{msg.topic}:{msg.partition}"
             if msg.offset <= state.offsets.get(source, -1):
                 result.duplicates += 1
