@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -181,15 +181,16 @@ def create_app(settings: Settings) -> faust.App:
             inventory[key] = value
         await send_records(topics.state, result.published)
         await send_dead(topics.dead_letter, result.dead)
-        await durable()
 
     async def durable() -> None:
-        """Wait until this batch's table writes and records are on the broker.
+        """Wait until everything produced so far (table changelogs included) is on the broker.
 
-        Faust acks a batch's events when the loop body returns (and also when an agent is
-        cancelled mid-batch, on shutdown), and its commit-time flush gives up on a slow buffer
-        after 0.1 s: without this wait a graceful rebalance could commit offsets whose state
-        never reached the changelog. It also keeps Faust's producer buffer from piling up."""
+        Faust's own flush gives up after 0.1 s without progress on its buffer (and so does the
+        flush before its offset commit), which under load let offsets be committed ahead of the
+        changelog: a kill -9 then lost those events. Drain the buffer until it is empty."""
+        buffer = app.producer.buffer
+        while buffer.size:
+            await buffer.flush()
         await app.producer.flush()
 
     async def alerts_batch(topic: str, events: Sequence[EventT]) -> None:
@@ -203,40 +204,46 @@ def create_app(settings: Settings) -> faust.App:
             # would never be sent again. (A crash after this flush repeats no alert: the books
             # and the offsets move together on the next commit; at worst an alert is sent twice
             # with the same alert_id and status, which consumers fold.)
-            await app.producer.flush()
+            await durable()
         for key, value in result.books.items():
             alert_books[key] = value
-        await durable()
 
-    def batches(stream: faust.StreamT) -> AsyncIterator[Sequence[EventT]]:
-        # take_events acks a batch's events only after the loop body handled the whole batch.
-        return cast(faust.Stream, stream).take_events(settings.batch_size, within=settings.batch_within_s)
+    async def run_batches(stream: faust.StreamT, handle: Callable[[Sequence[EventT]], Awaitable[None]],
+                          size: int = settings.batch_size) -> None:  # fmt: skip
+        """Batches in, handled, durable, then acked: the only place events are acknowledged.
+
+        `noack_take` (not `take_events`, which also acks a batch when the agent is cancelled
+        mid-batch on shutdown) leaves acking to us, so an offset is committed only after the
+        batch's state and records reached the broker; anything else is redelivered and skipped
+        by the per-key offset watermark."""
+        s = cast(faust.Stream, stream)
+        async for events in s.noack_take(size, within=settings.batch_within_s):
+            await handle(events)
+            await durable()
+            for event in events:
+                await s.ack(event)
 
     # One agent per source topic: each knows its record type, and both share the tables. The
     # read-modify-write of a batch has no await inside, so agents never interleave on a key.
     @app.agent(topics.sales, name="sales")
     async def sales_agent(stream: faust.StreamT) -> None:
-        async for events in batches(stream):
-            await inventory_batch("pos.sales", events)
+        await run_batches(stream, lambda events: inventory_batch("pos.sales", events))
 
     @app.agent(topics.scans, name="scans")
     async def scans_agent(stream: faust.StreamT) -> None:
-        async for events in batches(stream):
-            await inventory_batch("backroom.scans", events)
+        await run_batches(stream, lambda events: inventory_batch("backroom.scans", events))
 
     @app.agent(topics.state, name="alerts")
     async def alerts_agent(stream: faust.StreamT) -> None:
-        async for events in batches(stream):
-            await alerts_batch("inventory.state", events)
+        await run_batches(stream, lambda events: alerts_batch("inventory.state", events))
 
     @app.agent(topics.observations, name="observation-alerts")
     async def observation_alerts_agent(stream: faust.StreamT) -> None:
-        async for events in batches(stream):
-            await alerts_batch("shelf.observations", events)
+        await run_batches(stream, lambda events: alerts_batch("shelf.observations", events))
 
     @app.agent(topics.observations, name="shelf-fill")
     async def shelf_fill_agent(stream: faust.StreamT) -> None:
-        async for events in batches(stream):
+        async def handle(events: Sequence[EventT]) -> None:
             result = inventory_processor.process_observations(
                 raw_messages(events, "shelf.observations"), inventory.get, catalog_get
             )
@@ -245,7 +252,8 @@ def create_app(settings: Settings) -> faust.App:
                 inventory[key] = value
             await send_records(topics.state, result.published)
             await send_dead(topics.dead_letter, result.dead)
-            await durable()
+
+        await run_batches(stream, handle)
 
     @app.agent(topics.planograms, name="planograms")
     async def planogram_agent(stream: faust.StreamT) -> None:
@@ -268,9 +276,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.agent(topics.frames, name="vision")
     async def vision_agent(stream: faust.StreamT) -> None:
-        async for events in cast(faust.Stream, stream).take_events(
-            settings.vision_batch, within=settings.batch_within_s
-        ):
+        async def handle(events: Sequence[EventT]) -> None:
             msgs = raw_messages(events, "camera.frames")
             t0 = time.perf_counter()
             result = await vision.run(msgs, planograms.get)
@@ -278,6 +284,8 @@ def create_app(settings: Settings) -> faust.App:
             metrics.observe_batch("camera.frames", "vision", len(msgs), result.dead)
             await send_records(topics.observations, result.observations)
             await send_dead(topics.dead_letter, result.dead)
+
+        await run_batches(stream, handle, settings.vision_batch)
 
     @app.agent(topics.catalog, name="catalog")
     async def catalog_agent(stream: faust.StreamT) -> None:
