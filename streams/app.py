@@ -87,6 +87,35 @@ async def send_dead(topic: faust.TopicT, dead: Sequence[DeadLetter]) -> None:
         await topic.send(key=d.key.encode() if d.key else None, value=d.to_json())
 
 
+class VersionedTable(faust.Table):
+    """A table whose changelog replay never replaces a newer in-memory value with an older one.
+
+    On a rebalance Faust replays the changelog over the in-memory store of the partitions it
+    keeps; a value written by a batch that was in flight then could be replaced by the older
+    record before it. Values carry a monotonic version per key, so the newer one wins."""
+
+    version_field = "version"
+
+    def apply_changelog_batch(self, batch: Any) -> None:
+        keep = []
+        for event in batch:
+            value = event.message.value
+            if value is not None:
+                current = self.data.get(self._to_key(event.key))
+                if isinstance(current, dict):
+                    incoming = self._to_value(event.value)
+                    if isinstance(incoming, dict) and (
+                        current.get(self.version_field, -1) > incoming.get(self.version_field, -1)
+                    ):
+                        continue
+            keep.append(event)
+        super().apply_changelog_batch(keep)
+
+
+class VersionedBookTable(VersionedTable):
+    version_field = "last_version"
+
+
 def create_app(settings: Settings) -> faust.App:
     """Build the worker app; nothing talks to the broker until the worker starts."""
     datadir = (settings.data_dir / "worker").resolve()
@@ -124,16 +153,16 @@ def create_app(settings: Settings) -> faust.App:
     # --- tables --------------------------------------------------------------------------
     # Keys as raw UTF-8 so the producer partitioner hashes the same bytes as the source events.
     schema: faust.Schema = faust.Schema(key_type=str, key_serializer="raw", value_serializer="json")
-    inventory = app.Table(
-        "inventory", default=None, schema=schema,
+    inventory = cast(faust.Table, app.tables.add(VersionedTable(
+        app, name="inventory", default=None, schema=schema, beacon=app.tables.beacon,
         partitions=settings.partitions, use_partitioner=True,
         help="SkuState per store×SKU: quantities, demand buckets, recent event ids",
-    )  # fmt: skip
-    alert_books = app.Table(
-        "alert-books", default=None, schema=schema,
+    )))  # fmt: skip
+    alert_books = cast(faust.Table, app.tables.add(VersionedBookTable(
+        app, name="alert-books", default=None, schema=schema, beacon=app.tables.beacon,
         partitions=settings.partitions, use_partitioner=True,
         help="open alerts and rule memory per store×SKU",
-    )  # fmt: skip
+    )))  # fmt: skip
     # Every worker needs every SKU's master data (a "*:sku" entry applies to all stores).
     catalog = app.GlobalTable(
         "catalog", default=None, schema=schema,

@@ -181,11 +181,10 @@ def test_two_workers_share_partitions_and_survive_one_leaving(
     half = len(events) // 2
     asyncio.run(produce(settings, events[:half]))
     assert asyncio.run(group_members(settings)) == 2
-    # Both workers drain the first half (each its partitions), then one leaves gracefully and
-    # the group rebalances its partitions onto the other. (A rebalance that lands while a
-    # batch is in flight can still lose that batch's state: see README, known limitations.)
-    first_half, _ = reference(settings, events[:half])
-    assert final_states(settings, first_half) == first_half
+    time.sleep(3)
+    # A graceful leave while batches are in flight: the group rebalances the leaver's
+    # partitions onto the first worker, whose changelog replay must not undo its own newer
+    # writes (streams.app.VersionedTable).
     second.stop()
     asyncio.run(produce(settings, events[half:]))
     assert final_states(settings, expected) == expected
