@@ -66,11 +66,32 @@ async def ensure_topics(
             ]  # fmt: skip
         if wanted:
             await admin.create_topics(wanted)
-            # Metadata propagates asynchronously; wait until every topic is visible.
-            for _ in range(50):
-                if {t.name for t in wanted} <= set(await admin.list_topics()):
-                    break
-                await asyncio.sleep(0.1)
+        # Metadata propagates asynchronously. A Faust worker that joins before every partition
+        # has a leader leaves the missing topics out of its assignment (its agents would never
+        # see them), so wait until each partition of every topic we need has a leader.
+        names_needed = [settings.topic(n) for n in names]
+        if changelogs:
+            names_needed += list(changelog_topics(settings))
+        await _wait_for_leaders(admin, names_needed)
         return [t.name for t in wanted]
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: object, names: list[str], timeout_s: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            described = await admin.describe_topics(names)  # type: ignore[attr-defined]
+            ready = all(
+                t["error_code"] == 0 and t["partitions"]
+                and all(p["leader"] is not None and p["leader"] >= 0 for p in t["partitions"])
+                for t in described
+            )
+        except Exception:  # a topic still unknown to the broker answering: try again
+            ready = False
+        if ready or asyncio.get_running_loop().time() > deadline:
+            if not ready:
+                log.warning("some topics still have no leader after %.0fs: %s", timeout_s, names)
+            return
+        await asyncio.sleep(0.2)

@@ -76,7 +76,11 @@ def test_events_in_state_and_alerts_out(kafka_settings: Settings, worker_factory
     assert has(alerts, "A", "RESTOCK_SHELF", "open"), alerts
     assert has(alerts, "B", "OUT_OF_STOCK", "open"), alerts
     restock = next(a for a in alerts if a["type"] == "RESTOCK_SHELF")
-    assert "move 10 units" in restock["action"] and restock["evidence"]["shelf_qty"] <= 5
+    # Sales and scans travel on two topics, so which state first crossed the minimum depends
+    # on arrival order; the action must always match the evidence it was computed from.
+    ev = restock["evidence"]
+    assert ev["shelf_qty"] <= 5
+    assert f"move {min(ev['backroom_qty'], ev['shelf_capacity'] - ev['shelf_qty'])} units" in restock["action"]
 
     # Restocking ends the condition: the same alert id is resolved.
     ev = scan("move_to_shelf", 10, minutes=40)
