@@ -147,6 +147,17 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
+    def subprocess_env(self) -> dict[str, str]:
+        """This process's environment with BACKROOM_* replaced by these settings, so a child
+        process (a worker, the dashboard) reads exactly the same values."""
+        import os
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BACKROOM_")}
+        for name, value in self.model_dump(mode="json").items():
+            if value is not None:
+                env[f"BACKROOM_{name.upper()}"] = str(value)
+        return env
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -40,12 +40,8 @@ def free_port() -> int:
 
 
 def spawn(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKROOM_")}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is not None:
-            env[f"BACKROOM_{name.upper()}"] = str(value)
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "backroom.cli", *args], env=env, cwd=ROOT,
+        return subprocess.Popen([sys.executable, "-m", "backroom.cli", *args], env=settings.subprocess_env(), cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
 

@@ -19,7 +19,13 @@ import faust
 from faust.transport.producer import ProducerBuffer
 from faust.types import EventT
 
-from backroom.processing import AlertProcessor, InventoryProcessor, RawMessage, dead_letter
+from backroom.processing import (
+    AlertProcessor,
+    InventoryProcessor,
+    InventoryResult,
+    RawMessage,
+    dead_letter,
+)
 from backroom.records import CatalogSku, DeadLetter, InvalidEvent, Planogram, Record, decode
 from backroom.settings import Settings
 from streams.metrics import Metrics, instrument
@@ -206,6 +212,10 @@ def create_app(settings: Settings) -> faust.App:
         stats["dead"] += len(result.dead)
         stats["duplicates"] += result.duplicates
         metrics.observe_batch(topic, "inventory", len(events), result.dead, result.duplicates)
+        await apply_inventory(result)
+
+    async def apply_inventory(result: InventoryResult) -> None:
+        """Coalesced writes: one table value and one inventory.state per touched key."""
         for key, value in result.states.items():
             inventory[key] = value
         await send_records(topics.state, result.published)
@@ -277,18 +287,14 @@ def create_app(settings: Settings) -> faust.App:
                 raw_messages(events, "shelf.observations"), inventory.get, catalog_get
             )
             metrics.observe_batch("shelf.observations", "shelf-fill", len(events), result.dead)
-            for key, value in result.states.items():
-                inventory[key] = value
-            await send_records(topics.state, result.published)
-            await send_dead(topics.dead_letter, result.dead)
+            await apply_inventory(result)
 
         await run_batches(stream, handle)
 
     @app.agent(topics.planograms, name="planograms")
     async def planogram_agent(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            msg = RawMessage("catalog.planograms", event.message.partition, event.message.offset,
-                             event.message.key, event.message.value)  # fmt: skip
+            msg = raw_messages([event], "catalog.planograms")[0]
             metrics.observe_batch(msg.topic, "planograms", 1)
             key = msg.key.decode("utf-8", errors="replace") if msg.key else ""
             try:
@@ -319,8 +325,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(topics.catalog, name="catalog")
     async def catalog_agent(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            msg = RawMessage("catalog.skus", event.message.partition, event.message.offset,
-                             event.message.key, event.message.value)  # fmt: skip
+            msg = raw_messages([event], "catalog.skus")[0]
             metrics.observe_batch(msg.topic, "catalog", 1)
             key = msg.key.decode("utf-8", errors="replace") if msg.key else ""
             try:

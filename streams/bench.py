@@ -88,13 +88,9 @@ async def _raw_consume(settings: Settings, n: int) -> float:
 
 
 def _start_worker(settings: Settings, log_path: str, module: str = "backroom.cli") -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKROOM_")}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is not None:
-            env[f"BACKROOM_{name.upper()}"] = str(value)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", module, "worker"], env=env, stdout=log,
+            [sys.executable, "-m", module, "worker"], env=settings.subprocess_env(), stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 

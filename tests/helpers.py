@@ -24,11 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a subprocess see exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKROOM_")}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is not None:
-            env[f"BACKROOM_{name.upper()}"] = str(value)
-    return env
+    return settings.subprocess_env()
 
 
 class WorkerProcess:
