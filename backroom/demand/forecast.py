@@ -12,9 +12,11 @@ models on the same simulated store and reports WAPE per model; `BACKROOM_DEMAND_
 
 Hours are event-time epoch hours (UTC hour index). A forecaster must be fed every hour in order:
 the time-series models (HoltWinters, SNARIMAX) have no notion of a skipped step. A censored hour
-(the shelf was empty, so sales understate demand) is therefore fed to them as their own forecast
-(imputation keeps the seasonal index aligned without dragging the level towards zero); the
-linear model, which sees the hour as features, simply does not learn from it.
+(the shelf was empty, so sales understate demand) is therefore fed to them as the higher of
+their own forecast and the tracker's estimate (sales scaled to the stocked time): imputation
+keeps the seasonal index aligned, and the estimate stops a SKU that empties every afternoon from
+learning its own low forecast for ever; the linear model learns a censored hour only when the
+estimate is above its forecast (the sales prove that much).
 
 The band: squared one-step residuals are tracked as a quasi-Poisson dispersion
 `phi = EW mean of (y - f)^2 / max(f, floor)`, so an hour forecast at f units has variance
@@ -90,15 +92,22 @@ class Forecaster:
         """One full season seen (HoltWinters raises before that; the others are still guessing)."""
         return self.learned >= SEASON
 
-    def learn(self, hour: int, qty: float, censored: bool = False) -> float | None:
-        """Learn one closed hour; returns the one-step forecast made for it before learning."""
+    def learn(self, hour: int, qty: float, censored: bool = False,
+              estimate: float | None = None) -> float | None:
+        """Learn one closed hour; returns the one-step forecast made for it before learning.
+
+        A censored hour's sales are a lower bound on its demand; `estimate` (the sales scaled
+        to the time the shelf was stocked, from the tracker) is what the demand probably was."""
         if self.next_hour is not None and hour != self.next_hour:
             raise ValueError(f"hour {hour} fed out of order: expected {self.next_hour}")
         pred = self.forecast_from(hour, 1)[0] if self.ready else None
         if censored:
+            guess = max(pred or 0.0, estimate if estimate is not None else qty)
             if self.kind != "linear":
-                self._learn(hour, pred if pred is not None else 0.0)
+                self._learn(hour, guess)
                 self.learned += 1
+            elif pred is not None and guess > pred:
+                self._learn(hour, guess)  # only what the sales prove: more than forecast
         else:
             if pred is not None:
                 err = qty - pred

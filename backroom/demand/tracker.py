@@ -13,7 +13,9 @@ when an hour closes, once per SKU and hour:
   from two topics with no order between them, so a scan at 13:00 may arrive before the 12:59
   sales; a late event inside the grace still lands in its hour);
 - an hour with the shelf empty (records at or below zero, or the camera seeing a gap) for more
-  than `censor_minutes` is censored: its sales say how much stock there was, not the demand;
+  than `censor_minutes` is censored: its sales say how much stock there was, not the demand, so
+  the model learns the sales scaled to the time the shelf was stocked (`qty * 3600 / stocked
+  seconds`, at most x UNCENSOR_MAX) or its own forecast, whichever is higher;
 - hours with no event at all and a stocked shelf are zero-sale hours (a closed store is data);
 - on close the model learns, then the next `horizon` hours are forecast and cached with the
   residual dispersion, so projections between closes cost a walk over a short list.
@@ -34,6 +36,7 @@ from backroom.demand.forecast import SEASON, Forecaster
 from backroom.settings import Settings
 
 MAX_GAP_HOURS = 24 * 14  # a longer silence is skipped in whole weeks (keeps the seasons aligned)
+UNCENSOR_MAX = 3.0  # a censored hour's sales are scaled up by at most this (stocked >= 20 min)
 
 
 @dataclass(frozen=True)
@@ -147,11 +150,17 @@ class DemandTracker:
             if self.empty_since is not None and self.empty_since < (h + 1) * 3600:
                 empty_s += (h + 1) * 3600 - max(self.empty_since, h * 3600)
             censored = empty_s > censor_s
+            estimate = None
+            if censored:
+                # Sales while stocked, scaled to the whole hour (at most x UNCENSOR_MAX): the
+                # demand the empty shelf turned away. A lower bound (the sales) at worst.
+                stocked = max(3600.0 - empty_s, 3600.0 / UNCENSOR_MAX)
+                estimate = qty * 3600.0 / stocked
             if not censored:
                 self.hours_seen += 1
                 a = max(self.alpha, 1.0 / self.hours_seen)  # a plain mean first, then EWMA
                 self.rate += a * (qty - self.rate)
-            f.learn(h, qty, censored)
+            f.learn(h, qty, censored, estimate)
         self.bucket_hour = upto
         self.fc = [round(v, 4) for v in f.forecast(cfg.horizon_hours)] if f.ready else []
         self.fc_base = upto

@@ -139,6 +139,39 @@ def test_empty_shelf_hours_are_censored_not_learned_as_zero() -> None:
     assert naive.rate_at(peak) < censored.rate_at(peak) - 0.5
 
 
+def test_a_shelf_that_empties_every_day_still_learns_its_demand() -> None:
+    """Sales in an hour the shelf sold out early are scaled to the stocked time: a SKU that
+    empties at 12:20 every day must not learn its own (low) forecast for the afternoon."""
+    cfg = DemandConfig(model="holtwinters")
+    d = DemandTracker()
+    for day in range(6):
+        for hour in range(24):
+            base = MONDAY + timedelta(days=day, hours=hour)
+            if hour < 12 or SHAPE[hour] == 0:
+                for i in range(SHAPE[hour]):
+                    t = base + timedelta(minutes=5 + 50 * i / max(SHAPE[hour], 1))
+                    d.add_sale(t, 1)
+                    d.shelf_seen(t, empty=False)
+                    d.advance(t, cfg)
+                if SHAPE[hour] == 0:
+                    d.shelf_seen(base, empty=False)  # restocked overnight
+            else:
+                # Stocked for the first 30 minutes, half the hour's demand sold, then empty.
+                for i in range(SHAPE[hour] // 2):
+                    t = base + timedelta(minutes=1 + 25 * i / max(SHAPE[hour] // 2, 1))
+                    d.add_sale(t, 1)
+                    d.shelf_seen(t, empty=False)
+                    d.advance(t, cfg)
+                d.shelf_seen(base + timedelta(minutes=30), empty=True)
+            d.advance(base + timedelta(minutes=59), cfg)
+    d.advance(MONDAY + timedelta(days=6, hours=1), cfg)
+    afternoon = [int((MONDAY + timedelta(days=6, hours=h)).timestamp() // 3600) for h in range(12, 22)]
+    learned = sum(d.rate_at(h) for h in afternoon)
+    sold = sum(SHAPE[h] // 2 for h in range(12, 22))
+    assert learned > 1.5 * sold  # well above what the empty shelf let through
+    assert learned == pytest.approx(sum(SHAPE[12:22]), rel=0.25)
+
+
 def test_late_events_within_the_grace_land_in_their_hour() -> None:
     cfg = DemandConfig(grace_minutes=15)
     d = DemandTracker()
