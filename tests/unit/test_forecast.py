@@ -216,3 +216,46 @@ def test_holt_winters_survives_a_first_day_without_sales() -> None:
     for h in range(SEASON * 2):
         f.learn(1000 + h, 0.0)
     assert f.ready and all(v >= 0 for v in f.forecast(24))
+
+
+def _walk_until(d: DemandTracker, ts: datetime, units: float, max_hours: float = 24 * 14) -> float | None:
+    """The definition: walk the hourly segments until the cumulative demand reaches `units`."""
+    elapsed, need = 0.0, float(units)
+    for dur, r in d.segments(ts.timestamp(), max_hours):
+        if dur * r >= need:
+            return elapsed + need / r
+        need -= dur * r
+        elapsed += dur
+    return None
+
+
+def _walk_over(d: DemandTracker, ts: datetime, hours: float) -> float:
+    total, left = 0.0, hours
+    for dur, r in d.segments(ts.timestamp(), hours):
+        take = min(dur, left)
+        total += take * r
+        left -= take
+        if left <= 1e-9:
+            break
+    return total
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_prefix_sum_projections_equal_the_hourly_walk(seed: int) -> None:
+    """The O(1) projections answer exactly what walking the cycled forecast hour by hour does,
+    before, inside and after the cached forecast, with closed (zero) hours in it."""
+    rng = random.Random(seed)
+    base = 490_000
+    fc = [0.0 if h % 24 < 7 else round(rng.uniform(0.0, 3.0), 4) for h in range(48)]
+    d = DemandTracker(fc=fc, fc_base=base, rate=1.0)
+    for _ in range(300):
+        ts = datetime.fromtimestamp((base + rng.uniform(-3, 80)) * 3600, tz=UTC)
+        units = rng.choice([0.5, 1, 3, 7, 20, 60, 150, rng.uniform(0, 400)])
+        want = _walk_until(d, ts, units)
+        got = d.hours_until(ts, units)
+        assert (got is None) == (want is None), (ts, units, got, want)
+        if want is not None:
+            assert got == pytest.approx(want, abs=1e-6), (ts, units)
+        hours = rng.uniform(0, 120)
+        assert d.demand_over(ts, hours)[0] == pytest.approx(_walk_over(d, ts, hours), abs=1e-6)
+        assert d.coming_hour(ts) == pytest.approx(_walk_over(d, ts, 1.0), abs=1e-6)
