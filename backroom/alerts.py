@@ -12,6 +12,7 @@ past the one that opened it) so a quantity bouncing around a threshold does not 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -82,6 +83,31 @@ def out_of_stock(ctx: AlertContext, is_open: bool) -> Condition | None:
     )
 
 
+DEFAULT_BAND_K = 1.65  # z·sqrt(phi) when the state carries no reorder levels (Poisson, z 1.65)
+
+
+def dynamic_shelf_min(s: InventoryState, hours: float) -> float | None:
+    """Upper band of the demand over the next `hours`: D + k·sqrt(D), from the state alone.
+
+    D, the mean demand over `hours`: the mean projection says the shelf lasts
+    `hours_to_shelf_out` (a walk over the hourly forecast), so D ≈ shelf · hours / that (the
+    rate of the walk), and at least the next hour's `demand_per_hour`. k = z·sqrt(phi), the
+    forecast's band: the reorder levels carry it (safety stock = z·sqrt(phi·lead-time demand)),
+    else DEFAULT_BAND_K. None without a projection (no demand forecast)."""
+    if s.hours_to_shelf_out is None:
+        return None
+    rate = s.demand_per_hour or 0.0
+    mean = rate * min(hours, 1.0)
+    if s.hours_to_shelf_out > 0:
+        mean = max(mean, s.shelf_qty * hours / s.hours_to_shelf_out)
+    if mean <= 0:
+        return None
+    k = DEFAULT_BAND_K
+    if s.safety_stock is not None and s.lead_time_demand:
+        k = s.safety_stock / math.sqrt(s.lead_time_demand)
+    return mean + k * math.sqrt(mean)
+
+
 def restock_shelf(ctx: AlertContext, is_open: bool) -> Condition | None:
     s = ctx.state
     min_qty = s.min_shelf_qty if s.min_shelf_qty is not None else 0
@@ -90,13 +116,19 @@ def restock_shelf(ctx: AlertContext, is_open: bool) -> Condition | None:
     # Hysteresis: open at or below the minimum, stay open until the shelf is clearly above it.
     resolve_above = min_qty + max(1, (s.shelf_capacity - min_qty) // 4)
     low = s.shelf_qty <= min_qty if not is_open else s.shelf_qty < resolve_above
-    # Raised ahead: the shelf empties (walking the hourly forecast) before staff could react.
-    # Once open it holds until the projection is clearly past that (hysteresis).
+    # Raised ahead: the shelf may empty before staff could react. Not only on the mean
+    # projection (which says "2 h" when a busy hour empties the shelf in one) but on its upper
+    # band: the shelf is at or below the demand over the reaction time plus z·sigma, a dynamic
+    # shelf minimum. Once open it holds until that is clearly past (hysteresis).
     reaction = ctx.staff_reaction_hours * (1.5 if is_open else 1.0)
-    shelf_out_soon = (
-        s.hours_to_shelf_out is not None
-        and s.shelf_qty < s.shelf_capacity
-        and s.hours_to_shelf_out <= reaction
+    dynamic_min = dynamic_shelf_min(s, reaction)
+    # A fast mover whose full shelf is within that band (it empties before staff could come
+    # back even when full, records drifting above capacity included) keeps its alert open: a
+    # standing "top up on every pass" while that lasts, instead of one alert per refill.
+    standing = dynamic_min is not None and dynamic_min >= s.shelf_capacity
+    shelf_out_soon = (s.shelf_qty < s.shelf_capacity or standing) and (
+        (s.hours_to_shelf_out is not None and s.hours_to_shelf_out <= reaction)
+        or (dynamic_min is not None and s.shelf_qty <= dynamic_min)
     )
     gap_seen = ctx.gap_streak >= 1 and s.shelf_qty <= min_qty + 1
     if not (low or shelf_out_soon or gap_seen):
@@ -112,6 +144,8 @@ def restock_shelf(ctx: AlertContext, is_open: bool) -> Condition | None:
     if shelf_out_soon and not low:
         why = f"the shelf runs out in {s.hours_to_shelf_out:.1f} h"
     evidence = _base_evidence(s) | {"hours_to_shelf_out": s.hours_to_shelf_out}
+    if dynamic_min is not None:
+        evidence["dynamic_shelf_min"] = round(dynamic_min, 2)
     if ctx.last_observation is not None:
         evidence["observation"] = ctx.last_observation
     return Condition(
@@ -142,6 +176,9 @@ def phantom_stock(ctx: AlertContext, is_open: bool) -> Condition | None:
     )
 
 
+STOCKOUT_DEMAND_MARGIN = 0.25  # STOCKOUT_RISK opens if stock runs out at 75 % of the forecast
+
+
 def _hours_between(a: datetime, b: str) -> float:
     return (datetime.fromisoformat(b) - a).total_seconds() / 3600
 
@@ -153,8 +190,10 @@ def stockout_risk(ctx: AlertContext, is_open: bool) -> Condition | None:
     hours = s.hours_to_stockout
     if s.shelf_qty + s.backroom_qty <= 0 or hours is None:
         return None  # empty now is OUT_OF_STOCK's; no projection, no risk claimed
-    # Hysteresis: resolve only once the projection is a quarter of the horizon beyond it.
-    if hours > ctx.horizon_hours * (1.25 if is_open else 1.0):
+    # Opens when the stock runs out within the horizon even if demand comes in a quarter below
+    # the forecast (a 48-h sum errs by its level, not only by Poisson noise: a projection at
+    # the horizon's edge is a coin flip). Hysteresis: resolves a quarter beyond the horizon.
+    if hours > ctx.horizon_hours * (1.25 if is_open else 1.0 - STOCKOUT_DEMAND_MARGIN):
         return None
     arriving = sorted(_hours_between(s.ts, o["eta"]) for o in ctx.pending_orders)
     if arriving and arriving[0] <= hours:

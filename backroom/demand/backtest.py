@@ -21,7 +21,9 @@ Scores (after the warm-up; definitions in docs/demand.md):
   to an empty shelf) vs the seasonal-naive forecast (the same hour a day earlier, true demand),
   plus the day-ahead (24th hour) WAPE; each River model on the same hourly series;
 - alerts: shelf-out episodes in the truth with a RESTOCK_SHELF or STOCKOUT_RISK alert open
-  before they began or opened within 15 minutes (recall), lead = start − alert opened; precision:
+  before they began or opened within 15 minutes (recall), lead = start − the later of the alert
+  opening and the shelf's last refill (`median_lead_hours_since_open`: without the refill cap);
+  precision:
   alerts after which the shelf (RESTOCK_SHELF) or all stock (STOCKOUT_RISK) would have run out
   within the horizon had nobody restocked, i.e. the true demand after the alert reached the
   true stock at the alert;
@@ -215,6 +217,16 @@ class Truth:
             prev = row.shelf
         return out
 
+    def last_refill(self, key: str, ts: datetime) -> datetime | None:
+        """When the true shelf last rose (staff moved stock to it) before `ts`."""
+        rows = self.rows[key]
+        i = bisect.bisect_left(self.times[key], ts.timestamp()) - 1
+        while i > 0:
+            if rows[i].shelf > rows[i - 1].shelf:
+                return rows[i].ts
+            i -= 1
+        return None
+
     def cumulative_attempts(self, key: str) -> tuple[list[float], list[float]]:
         """(times, cumulative units wanted): each sale's units or a lost attempt."""
         if key not in self.attempts:
@@ -285,16 +297,25 @@ def score_alerts(run: RunResult, truth: Truth, start: datetime, end: datetime,
             intervals[key].append((ts, None, type_))
     episodes = recalled = 0
     leads: list[float] = []
+    leads_open: list[float] = []
     for key in run.sim.by_key:
         for t in truth.episodes(key, start, end):
             episodes += 1
             first = None
             for o, r, _ in intervals[key]:
-                if o <= t + RECALL_GRACE and (r is None or r > t):
+                # An alert resolved by the very event that emptied the shelf (STOCKOUT_RISK
+                # hands over to OUT_OF_STOCK when the last unit goes) was open up to the start.
+                if o <= t + RECALL_GRACE and (r is None or r >= t):
                     first = o if first is None or o < first else first
             if first is not None:
                 recalled += 1
-                leads.append((t - first).total_seconds() / 3600)
+                leads_open.append((t - first).total_seconds() / 3600)
+                # The warning for this episode began no earlier than the last refill: an alert
+                # that stayed open across refills (a fast mover's standing alert, or one open
+                # since yesterday) does not lengthen the lead of each shelf-out after it.
+                refill = truth.last_refill(key, t)
+                since = max(first, refill) if refill is not None else first
+                leads.append((t - since).total_seconds() / 3600)
     tp = fp = 0
     per_type: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for key, alerts in by_key.items():
@@ -313,6 +334,7 @@ def score_alerts(run: RunResult, truth: Truth, start: datetime, end: datetime,
         "recall": round(recalled / episodes, 4) if episodes else None,
         "precision": round(tp / (tp + fp), 4) if tp + fp else None,
         "median_lead_hours": round(statistics.median(leads), 2) if leads else None,
+        "median_lead_hours_since_open": round(statistics.median(leads_open), 2) if leads_open else None,
         "episodes": episodes,
         "recalled": recalled,
         "alerts_judged": tp + fp,

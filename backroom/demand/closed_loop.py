@@ -9,7 +9,9 @@ alert-driven` (producers/simulator.py consumes the alerts topic and feeds `on_al
 `pytest tests/unit/test_backtest.py`.
 
 Staff look at the shelf when they get there (the truth), so a move fills the shelf to capacity
-from what the backroom really holds; a move that finds nothing to do is not made.
+from what the backroom really holds; a move that finds nothing to do is not made. An alert still
+open after a visit stays on the staff's list and is taken again `reaction_minutes` later (the
+same delay as a new alert, never faster).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class AlertDrivenStaff:
                  flush: Callable[[], None] | None = None) -> None:
         self.reaction = timedelta(minutes=reaction_minutes)
         self.due: dict[str, datetime] = {}  # key -> when staff get to the shelf
+        self.open: set[str] = set()  # keys with a RESTOCK_SHELF alert open
         self.before = before  # until then (a warm-up), act like the store's scheduled rounds
         self.fallback = scheduled_staff()
         # Called before each decision so alerts up to this event time have been processed.
@@ -44,8 +47,11 @@ class AlertDrivenStaff:
         key = f"{alert['store_id']}:{alert['sku']}"
         if alert["status"] == "resolved":
             self.due.pop(key, None)
-        elif key not in self.due:
-            self.due[key] = _ts(alert["ts"]) + self.reaction
+            self.open.discard(key)
+        else:
+            self.open.add(key)
+            if key not in self.due:
+                self.due[key] = _ts(alert["ts"]) + self.reaction
 
     def __call__(self, item: SimSku, ts: datetime) -> int:
         if self.before is not None and ts < self.before:
@@ -56,6 +62,11 @@ class AlertDrivenStaff:
         if due is None or ts < due:
             return 0
         del self.due[item.key]
+        if item.key in self.open:
+            # Still open after this visit (a fast mover whose full shelf does not last the
+            # reaction time): the task stays on the list, taken again after the same delay.
+            # A move resolving the alert drops it (on_alert) before the next visit is due.
+            self.due[item.key] = ts + self.reaction
         move = min(item.backroom, item.catalog.shelf_capacity - item.shelf)
         if move > 0:
             self.moves += 1

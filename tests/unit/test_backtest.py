@@ -64,6 +64,24 @@ def test_alert_driven_staff_moves_after_the_reaction_delay_and_forgets_resolved_
     assert staff(item, t + timedelta(hours=3)) == 0
 
 
+def test_alert_driven_staff_come_back_while_the_alert_stays_open() -> None:
+    sim = StoreSimulator(SimConfig(stores=1, skus=2, days=1, seed=1))
+    item = item_of(sim)
+    t = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    staff = AlertDrivenStaff(reaction_minutes=45)
+    alert = {"type": "RESTOCK_SHELF", "status": "open", "store_id": item.store_id,
+             "sku": item.catalog.sku, "ts": t.isoformat()}  # fmt: skip
+    staff.on_alert(alert)
+    assert staff(item, t + timedelta(minutes=60)) > 0
+    item.shelf = item.catalog.shelf_capacity - 5  # filled (the simulator applies the move), 5 sold
+    # since; the alert is still open (a standing one)
+    assert staff(item, t + timedelta(minutes=90)) == 0  # never faster than the reaction
+    assert staff(item, t + timedelta(minutes=120)) == 5 and staff.moves == 2
+    staff.on_alert(alert | {"status": "resolved"})
+    item.shelf -= 5
+    assert staff(item, t + timedelta(minutes=180)) == 0
+
+
 def test_budgeted_rounds_fill_the_emptiest_shelves_within_the_budget() -> None:
     sim = StoreSimulator(SimConfig(stores=1, skus=4, days=1, seed=1))
     for i, item in enumerate(sim.items):

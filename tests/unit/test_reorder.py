@@ -105,10 +105,13 @@ def test_a_second_order_only_after_the_first_is_due() -> None:
 def test_stockout_risk_severity_by_hours_left_with_hysteresis() -> None:
     st = States()
     no_levels = {"reorder_point": None, "order_up_to": None}  # no order placed to cover it
-    alerts, _ = run([st(10, 5, hours_to_stockout=h, **no_levels) for h in (60, 40, 20, 6, 55, 61)])
+    # 40 h is inside the 48-h horizon but not if demand comes in 25 % low: not claimed yet.
+    hours = (60, 40, 30, 20, 6, 55, 61)
+    alerts, _ = run([st(10, 5, hours_to_stockout=h, **no_levels) for h in hours])
     risk = [(a.status, a.severity) for a in alerts if a.type == "STOCKOUT_RISK"]
     assert risk == [("open", "low"), ("update", "medium"), ("update", "high"), ("update", "low"),
                     ("resolved", "low")]  # fmt: skip
+    assert alerts[0].ts == T0 + timedelta(minutes=3)  # opened at 30 h
 
 
 def test_stockout_risk_is_covered_by_an_order_due_before_the_stock_runs_out() -> None:
@@ -126,10 +129,35 @@ def test_stockout_risk_is_covered_by_an_order_due_before_the_stock_runs_out() ->
 
 def test_restock_shelf_is_raised_ahead_and_does_not_flap() -> None:
     st = States()
-    hours = [3.0, 1.9, 2.5, 2.9, 3.2]  # shelf well above its minimum all along
+    # Shelf 15, well above its minimum all along. Demand over the 2-h reaction at the walk's
+    # rate (15·2/H) plus 1.65·sqrt of it reaches 15 once the mean projection is ~3 h.
+    hours = [4.0, 2.9, 3.5, 4.0, 6.0]
     alerts, _ = run([st(15, 30, hours_to_shelf_out=h) for h in hours])
-    restock = [a.status for a in alerts if a.type == "RESTOCK_SHELF"]
-    assert restock == ["open", "resolved"]  # opened at 1.9 h, held until past 1.5 × 2 h
+    restock = [a for a in alerts if a.type == "RESTOCK_SHELF"]
+    assert [a.status for a in restock] == ["open", "resolved"]  # held until past 1.5 × 2 h
+    assert restock[0].evidence["dynamic_shelf_min"] == pytest.approx(15.66, abs=0.01)
+    assert restock[1].ts == T0 + timedelta(minutes=5)
+
+
+def test_restock_shelf_band_comes_from_the_reorder_levels() -> None:
+    st = States()
+    # safety stock / sqrt(lead-time demand) = z·sqrt(phi): a wild SKU (phi 4) opens earlier.
+    calm = dict(lead_time_demand=48.0, safety_stock=1.65 * math.sqrt(48.0))
+    wild = dict(lead_time_demand=48.0, safety_stock=1.65 * math.sqrt(4 * 48.0))
+    alerts, _ = run([st(12, 30, hours_to_shelf_out=4.0, **calm)])
+    assert not of(alerts, "RESTOCK_SHELF")  # 6 + 1.65·2.45 = 10 < 12
+    alerts, _ = run([st(12, 30, hours_to_shelf_out=4.0, **wild)])
+    assert of(alerts, "RESTOCK_SHELF")[0][0] == "open"  # 6 + 3.3·2.45 = 14 ≥ 12
+
+
+def test_a_full_shelf_that_lasts_less_than_the_reaction_keeps_a_standing_alert() -> None:
+    st = States()
+    # Capacity 20 selling 12 an hour: even full it is empty long before staff are back.
+    fast = dict(demand_per_hour=12.0, hours_to_shelf_out=1.6)
+    alerts, _ = run([st(18, 30, **fast), st(20, 10, **fast), st(20, 10, demand_per_hour=0.5,
+                                                                  hours_to_shelf_out=30.0)])  # fmt: skip
+    assert [a.status for a in alerts if a.type == "RESTOCK_SHELF"] == ["open", "resolved"]
+    assert alerts[-1].ts == T0 + timedelta(minutes=3)  # held on the refilled shelf, not re-opened
 
 
 def test_no_reorder_without_levels_in_the_state() -> None:
