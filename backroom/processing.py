@@ -250,17 +250,38 @@ class AlertProcessor:
                 result.dead.append(dead_letter(msg, exc.reason))
                 continue
             try:
-                self._apply(record, msg, books, stored, load, result)
+                self._apply(record, books, stored, load, result)
             except Exception as exc:  # a bug must cost one record (kept in dead-letter), not the worker
                 log.exception("alerting on %s[%s]@%s failed", msg.topic, msg.partition, msg.offset)
                 result.dead.append(dead_letter(msg, f"processing failed: {type(exc).__name__}: {exc}"))
+        self._changed_books(books, stored, result)
+        return result
+
+    def on_states(
+        self, states: Sequence[InventoryState], load: Callable[[str], dict[str, Any] | None]
+    ) -> AlertResult:
+        """Alerts for states the worker has just computed: the same rules as for consumed
+        `inventory.state` records, without a trip through the topic and a decode."""
+        result = AlertResult()
+        books: dict[str, AlertBook] = {}
+        stored: dict[str, dict[str, Any] | None] = {}
+        for state in states:
+            try:
+                self._apply(state, books, stored, load, result)
+            except Exception:  # the state is published regardless; its next version is evaluated
+                log.exception("alerting on %s:%s v%s failed", state.store_id, state.sku, state.version)
+        self._changed_books(books, stored, result)
+        return result
+
+    @staticmethod
+    def _changed_books(books: dict[str, AlertBook], stored: dict[str, dict[str, Any] | None],
+                       result: AlertResult) -> None:  # fmt: skip
         for k, b in books.items():
             value = b.to_dict()
             if _book_changed(stored[k], value):
                 result.books[k] = value
-        return result
 
-    def _apply(self, record: InventoryState | ShelfObservation, msg: RawMessage,
+    def _apply(self, record: InventoryState | ShelfObservation,
                books: dict[str, AlertBook], stored: dict[str, dict[str, Any] | None],
                load: Callable[[str], dict[str, Any] | None], result: AlertResult) -> None:  # fmt: skip
         key = sku_key(record.store_id, record.sku)

@@ -9,6 +9,7 @@ so a restarted or rebalanced worker recovers exactly the keys it owns.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,6 +22,7 @@ from faust.types import EventT
 
 from backroom.processing import (
     AlertProcessor,
+    AlertResult,
     InventoryProcessor,
     InventoryResult,
     RawMessage,
@@ -187,9 +189,15 @@ def create_app(settings: Settings) -> faust.App:
     inventory_processor = InventoryProcessor(settings)
     alert_processor = AlertProcessor(settings)
 
-    def catalog_get(key: str) -> dict[str, Any] | None:
-        value: dict[str, Any] | None = catalog.get(key)
-        return value
+    # Reads go to the tables' stores: `Table.get` on a key that is not there raises and catches
+    # a KeyError inside Faust, and most catalog lookups (store-specific entry first) miss.
+    def reader(table: Any) -> Callable[[str], Any]:
+        def get(key: str) -> Any:
+            return table.data.get(key)
+
+        return get
+
+    catalog_get, inventory_get, books_get = reader(catalog), reader(inventory), reader(alert_books)
 
     stats = {"events": 0, "batches": 0, "dead": 0, "duplicates": 0}
     app.backroom_stats = stats  # type: ignore[attr-defined]
@@ -208,18 +216,42 @@ def create_app(settings: Settings) -> faust.App:
     async def inventory_batch(topic: str, events: Sequence[EventT]) -> None:
         stats["events"] += len(events)
         stats["batches"] += 1
-        result = inventory_processor.process(raw_messages(events, topic), inventory.get, catalog_get)
+        result = inventory_processor.process(raw_messages(events, topic), inventory_get, catalog_get)
         stats["dead"] += len(result.dead)
         stats["duplicates"] += result.duplicates
         metrics.observe_batch(topic, "inventory", len(events), result.dead, result.duplicates)
         await apply_inventory(result)
 
+    # Alert books are read-modified-written by the inventory agents (alerts on the states they
+    # compute) and by observation-alerts, with awaits in between (alerts must be durable before
+    # the books that record them): one lock keeps those updates from overwriting each other.
+    books_lock = asyncio.Lock()
+
     async def apply_inventory(result: InventoryResult) -> None:
-        """Coalesced writes: one table value and one inventory.state per touched key."""
+        """Coalesced writes: one table value and one inventory.state per touched key, and the
+        alerts those states raise, evaluated here rather than by consuming inventory.state back."""
         for key, value in result.states.items():
             inventory[key] = value
-        await send_records(topics.state, result.published)
-        await send_dead(topics.dead_letter, result.dead)
+        async with books_lock:
+            alerting = alert_processor.on_states(result.published, books_get)
+            metrics.observe_batch("inventory.state", "alerts", len(result.published))
+            await send_records(topics.state, result.published)
+            await send_dead(topics.dead_letter, result.dead)
+            await send_alerts(alerting)
+
+    async def send_alerts(alerting: AlertResult) -> None:
+        """Alerts first, then the books that say they were sent (caller holds `books_lock`).
+
+        After a crash the batch is redelivered and its keys are evaluated again against the
+        books: a book written ahead of its alert would suppress an alert lost in flight. So
+        the alerts reach the broker before the books change (a crash in between sends an alert
+        twice with the same alert_id and status, which consumers fold)."""
+        await send_records(topics.alerts, alerting.alerts)
+        await send_dead(topics.dead_letter, alerting.dead)
+        if alerting.alerts:
+            await durable()
+        for key, value in alerting.books.items():
+            alert_books[key] = value
 
     async def durable() -> None:
         """Wait until everything produced so far (table changelogs included) is on the broker.
@@ -232,20 +264,11 @@ def create_app(settings: Settings) -> faust.App:
             await buffer.flush()
         await app.producer.flush()
 
-    async def alerts_batch(topic: str, events: Sequence[EventT]) -> None:
-        result = alert_processor.process(raw_messages(events, topic), alert_books.get)
-        metrics.observe_batch(topic, "alerts", len(events), result.dead)
-        await send_records(topics.alerts, result.alerts)
-        await send_dead(topics.dead_letter, result.dead)
-        if result.alerts:
-            # The alerts must be on the broker before the books that say they were sent: after
-            # a crash the redelivered states are skipped by version, so an alert lost in flight
-            # would never be sent again. (A crash after this flush repeats no alert: the books
-            # and the offsets move together on the next commit; at worst an alert is sent twice
-            # with the same alert_id and status, which consumers fold.)
-            await durable()
-        for key, value in result.books.items():
-            alert_books[key] = value
+    async def observation_alerts_batch(events: Sequence[EventT]) -> None:
+        async with books_lock:
+            result = alert_processor.process(raw_messages(events, "shelf.observations"), books_get)
+            metrics.observe_batch("shelf.observations", "alerts", len(events), result.dead)
+            await send_alerts(result)
 
     async def run_batches(stream: faust.StreamT, handle: Callable[[Sequence[EventT]], Awaitable[None]],
                           size: int = settings.batch_size) -> None:  # fmt: skip
@@ -262,8 +285,9 @@ def create_app(settings: Settings) -> faust.App:
             for event in events:
                 await s.ack(event)
 
-    # One agent per source topic: each knows its record type, and both share the tables. The
-    # read-modify-write of a batch has no await inside, so agents never interleave on a key.
+    # One agent per source topic: each knows its record type, and they share the tables. The
+    # inventory read-modify-write of a batch has no await inside, so agents never interleave on
+    # a key; alert books are guarded by `books_lock`.
     @app.agent(topics.sales, name="sales")
     async def sales_agent(stream: faust.StreamT) -> None:
         await run_batches(stream, lambda events: inventory_batch("pos.sales", events))
@@ -272,19 +296,15 @@ def create_app(settings: Settings) -> faust.App:
     async def scans_agent(stream: faust.StreamT) -> None:
         await run_batches(stream, lambda events: inventory_batch("backroom.scans", events))
 
-    @app.agent(topics.state, name="alerts")
-    async def alerts_agent(stream: faust.StreamT) -> None:
-        await run_batches(stream, lambda events: alerts_batch("inventory.state", events))
-
     @app.agent(topics.observations, name="observation-alerts")
     async def observation_alerts_agent(stream: faust.StreamT) -> None:
-        await run_batches(stream, lambda events: alerts_batch("shelf.observations", events))
+        await run_batches(stream, observation_alerts_batch)
 
     @app.agent(topics.observations, name="shelf-fill")
     async def shelf_fill_agent(stream: faust.StreamT) -> None:
         async def handle(events: Sequence[EventT]) -> None:
             result = inventory_processor.process_observations(
-                raw_messages(events, "shelf.observations"), inventory.get, catalog_get
+                raw_messages(events, "shelf.observations"), inventory_get, catalog_get
             )
             metrics.observe_batch("shelf.observations", "shelf-fill", len(events), result.dead)
             await apply_inventory(result)
@@ -345,7 +365,6 @@ def create_app(settings: Settings) -> faust.App:
     app.backroom_agents = {  # type: ignore[attr-defined]
         "sales": sales_agent,
         "scans": scans_agent,
-        "alerts": alerts_agent,
         "observation_alerts": observation_alerts_agent,
         "catalog": catalog_agent,
         "shelf_fill": shelf_fill_agent,
