@@ -121,7 +121,11 @@ class EmbeddedBroker:
     def _format(self) -> None:
         if (self.log_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # An id starting with "-" reads as an option to the tool's argument parser (1 in 64
+        # random ids; Kafka's own Uuid.randomUuid() skips them for the same reason).
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         cmd = self._java(
             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file),
             heap_mb=128,

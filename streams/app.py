@@ -31,6 +31,7 @@ from backroom.processing import (
 from backroom.records import CatalogSku, DeadLetter, InvalidEvent, Planogram, Record, decode
 from backroom.settings import Settings
 from streams.metrics import Metrics, instrument
+from streams.transport import BackroomApp
 from streams.vision import VisionRunner
 
 log = logging.getLogger("backroom.worker")
@@ -128,7 +129,7 @@ def create_app(settings: Settings) -> faust.App:
     """Build the worker app; nothing talks to the broker until the worker starts."""
     datadir = (settings.data_dir / "worker").resolve()
     datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = BackroomApp(
         settings.app_id,
         broker=[f"kafka://{b.strip()}" for b in settings.bootstrap.split(",")],
         store=settings.store,
