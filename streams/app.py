@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+from faust.stores.memory import Store as MemoryStore
 from faust.transport.producer import ProducerBuffer
 from faust.types import EventT
 
@@ -31,7 +32,7 @@ from backroom.processing import (
 from backroom.records import CatalogSku, DeadLetter, InvalidEvent, Planogram, Record, decode
 from backroom.settings import Settings
 from streams.metrics import Metrics, instrument
-from streams.transport import BackroomApp
+from streams.transport import BackroomApp, StallWatch
 from streams.vision import VisionRunner
 
 log = logging.getLogger("backroom.worker")
@@ -96,12 +97,38 @@ async def send_dead(topic: faust.TopicT, dead: Sequence[DeadLetter]) -> None:
         await topic.send(key=d.key.encode() if d.key else None, value=d.to_json())
 
 
+class KeepingMemoryStore(MemoryStore):
+    """Faust's in-memory store, minus its clean-up after each rebalance.
+
+    After every recovery the stock store deletes the keys it replayed for partitions that are
+    not active here (standby replicas included), while Faust's recovery keeps reading a standby
+    partition from the offset it had reached: promoted to active later, that partition came back
+    without every key whose last write was older. The two-worker graceful-leave test
+    (`make test-reliability`) caught it as versions behind after the leaver's partitions moved.
+    Keeping the values costs memory for partitions this worker gave away, nothing else: a
+    partition that comes back is replayed over them, newer versions winning."""
+
+    async def on_recovery_completed(self, active_tps: set[Any], standby_tps: set[Any]) -> None:
+        return None
+
+
 class VersionedTable(faust.Table):
     """A table whose changelog replay never replaces a newer in-memory value with an older one.
 
     On a rebalance Faust replays the changelog over the in-memory store of the partitions it
     keeps; a value written by a batch that was in flight then could be replaced by the older
-    record before it. Values carry a monotonic version per key, so the newer one wins."""
+    record before it. Values carry a monotonic version per key, so the newer one wins (a value
+    without a version is replaced as usual). The memory store keeps what it holds across
+    rebalances (`KeepingMemoryStore`)."""
+
+    def _new_store_by_url(self, url: Any) -> Any:
+        if not str(url).startswith("memory:"):
+            return super()._new_store_by_url(url)
+        return KeepingMemoryStore(
+            url, self.app, self, table_name=self.name, key_type=self.key_type,
+            key_serializer=self.key_serializer, value_serializer=self.value_serializer,
+            value_type=self.value_type, loop=self.loop, options=self.options,
+        )  # fmt: skip
 
     version_field = "version"
 
@@ -178,11 +205,11 @@ def create_app(settings: Settings) -> faust.App:
         partitions=1, recovery_buffer_size=1, use_partitioner=True,
         help="catalog.skus, validated",
     )  # fmt: skip
-    planograms = app.Table(
-        "planograms", default=None, schema=schema,
+    planograms = cast(faust.Table, app.tables.add(VersionedTable(
+        app, name="planograms", default=None, schema=schema, beacon=app.tables.beacon,
         partitions=settings.partitions, use_partitioner=True,
         help="catalog.planograms per store:camera (co-partitioned with camera.frames)",
-    )  # fmt: skip
+    )))  # fmt: skip
     app.backroom_tables = {  # type: ignore[attr-defined]
         "inventory": inventory, "alert_books": alert_books, "catalog": catalog, "planograms": planograms,
     }  # fmt: skip
@@ -208,11 +235,23 @@ def create_app(settings: Settings) -> faust.App:
     instrument(app, metrics, settings.metrics_host, settings.metrics_port,
                settings.metrics_interval_s, alert_books)  # fmt: skip
 
+    # What each agent's batch is doing, for the log: a batch that hangs shows up here.
+    phases: dict[str, tuple[str, float]] = {}
+    stall_watch = StallWatch({settings.topic(name) for name in ("pos.sales", "backroom.scans", "shelf.observations", "camera.frames")})
+
     @app.timer(10.0)
     async def log_stats() -> None:
         if stats["batches"]:
             log.info("inventory: %(events)d events in %(batches)d batches, %(duplicates)d duplicates, "
                      "%(dead)d dead-lettered", stats)  # fmt: skip
+        now = time.monotonic()
+        for source, (phase, since) in list(phases.items()):
+            if now - since > 10:
+                log.warning("batch from %s has been %s for %.0f s", source, phase, now - since)
+        try:
+            await stall_watch.check(app.consumer, busy=bool(phases))
+        except Exception as exc:  # a watchdog must not take the worker down
+            log.warning("stall check failed: %r", exc)
 
     async def inventory_batch(topic: str, events: Sequence[EventT]) -> None:
         stats["events"] += len(events)
@@ -280,11 +319,15 @@ def create_app(settings: Settings) -> faust.App:
         batch's state and records reached the broker; anything else is redelivered and skipped
         by the per-key offset watermark."""
         s = cast(faust.Stream, stream)
+        name = s.channel.get_topic_name() if isinstance(s.channel, faust.TopicT) else repr(s.channel)
         async for events in s.noack_take(size, within=settings.batch_within_s):
+            phases[name] = ("handling", time.monotonic())
             await handle(events)
+            phases[name] = ("waiting for the broker", time.monotonic())
             await durable()
             for event in events:
                 await s.ack(event)
+            phases.pop(name, None)
 
     # One agent per source topic: each knows its record type, and they share the tables. The
     # inventory read-modify-write of a batch has no await inside, so agents never interleave on

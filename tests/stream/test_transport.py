@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
+from unittest.mock import MagicMock
 
 import pytest
 
-from streams.transport import _finish
+from streams.transport import StallWatch, _finish
 
 
 def stepped(coro: Any) -> Any:
@@ -89,3 +91,55 @@ async def test_cancelling_the_rest_cancels_the_coroutine_where_it_waits() -> Non
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cleanup == ["finally ran"] and gate.cancelled()
+
+
+class FakeConsumer:
+    """The few consumer attributes StallWatch reads, and a record of seeks."""
+
+    def __init__(self, ends: dict[str, int]) -> None:
+        self.ends = ends
+        self.flow_active = True
+        self._read_offset: dict[str, int | None] = {}
+        self._committed_offset: dict[str, int | None] = {}
+        self._paused_partitions: set[str] = set()
+        self._buffered_partitions: set[str] = set()
+        self.seeks = 0
+        self.log = MagicMock()
+        self.active: set[str] = set()
+
+    def _get_active_partitions(self) -> set[str]:
+        return self.active
+
+    def assignment(self) -> set[str]:
+        return set(self.ends)
+
+    async def highwaters(self, *tps: str) -> dict[str, int]:
+        return {tp: self.ends[tp] for tp in tps}
+
+    async def perform_seek(self) -> None:
+        self.seeks += 1
+
+
+@dataclass(frozen=True)
+class TP:
+    topic: str
+    partition: int
+
+
+async def test_stall_watch_seeks_back_only_a_partition_that_stopped_short_of_its_end() -> None:
+    sales, scans = TP("pos.sales", 1), TP("backroom.scans", 0)
+    consumer = FakeConsumer({sales: 159, scans: 40})  # type: ignore[dict-item]
+    consumer._read_offset = {sales: 76, scans: 39}  # type: ignore[dict-item]
+    consumer._committed_offset = {sales: 78, scans: 40}  # type: ignore[dict-item]
+    watch = StallWatch({"pos.sales", "backroom.scans"})
+    assert await watch.check(consumer, busy=False) == []  # first look: nothing to compare with
+    assert await watch.check(consumer, busy=True) == []  # a batch in flight: not stalled
+    assert await watch.check(consumer, busy=False) == []
+    consumer._buffered_partitions = {sales}  # type: ignore[arg-type]
+    assert await watch.check(consumer, busy=False) == [sales]  # 76 twice, 159 on the broker
+    assert consumer.seeks == 1 and consumer.active == {sales} and not consumer._buffered_partitions
+    consumer._read_offset[sales] = 100  # type: ignore[index]
+    assert await watch.check(consumer, busy=False) == []  # moving again
+    consumer._paused_partitions = {sales}  # type: ignore[arg-type]
+    assert await watch.check(consumer, busy=False) == []  # paused on purpose
+    assert consumer.seeks == 1
