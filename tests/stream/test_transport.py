@@ -128,7 +128,8 @@ class TP:
 
 async def test_stall_watch_seeks_back_only_a_partition_that_stopped_short_of_its_end() -> None:
     sales, scans = TP("pos.sales", 1), TP("backroom.scans", 0)
-    consumer = FakeConsumer({sales: 159, scans: 40})  # type: ignore[dict-item]
+    # scans: 39 read, 40 committed, end 41: the last offset is a transaction marker, not a stall
+    consumer = FakeConsumer({sales: 159, scans: 41})  # type: ignore[dict-item]
     consumer._read_offset = {sales: 76, scans: 39}  # type: ignore[dict-item]
     consumer._committed_offset = {sales: 78, scans: 40}  # type: ignore[dict-item]
     watch = StallWatch({"pos.sales", "backroom.scans"})
