@@ -140,7 +140,8 @@ class StallWatch:
     159, flow active, nothing paused, no batch in progress. Each `check` compares read offsets
     with the previous one; a partition that did not move, is not paused and has records beyond
     what was read and committed, while no batch is in flight, is sought back to its committed
-    offset (and put back in the fetch set, should a cleared stream buffer have left it out).
+    offset, or its earliest one when nothing was committed (and put back in the fetch set,
+    should a cleared stream buffer have left it out).
     Redelivered events are then skipped by the per-key offset watermark.
     """
 
@@ -183,6 +184,12 @@ class StallWatch:
                 # when the buffer drains; a rebalance that clears the buffer skips that.
                 buffered.discard(tp)
                 active.add(tp)
-            await consumer.perform_seek()
+            # An explicit seek per partition (Faust's seek-to-committed skips a partition with
+            # no committed offset, and one committed at 0): it resets the fetch state.
+            no_commit = [tp for tp in stalled if consumer._committed_offset.get(tp) is None]
+            earliest = await consumer.earliest_offsets(*no_commit) if no_commit else {}
+            for tp in stalled:
+                committed = consumer._committed_offset.get(tp)
+                await consumer.seek(tp, committed if committed is not None else earliest.get(tp, 0))
             self.last.clear()
         return stalled

@@ -106,6 +106,7 @@ class FakeConsumer:
         self.seeks = 0
         self.log = MagicMock()
         self.active: set[str] = set()
+        self.sought: dict[str, int] = {}
 
     def _get_active_partitions(self) -> set[str]:
         return self.active
@@ -116,8 +117,12 @@ class FakeConsumer:
     async def highwaters(self, *tps: str) -> dict[str, int]:
         return {tp: self.ends[tp] for tp in tps}
 
-    async def perform_seek(self) -> None:
+    async def seek(self, tp: str, offset: int) -> None:
         self.seeks += 1
+        self.sought[tp] = offset
+
+    async def earliest_offsets(self, *tps: str) -> dict[str, int]:
+        return {tp: 0 for tp in tps}
 
 
 @dataclass(frozen=True)
@@ -138,9 +143,19 @@ async def test_stall_watch_seeks_back_only_a_partition_that_stopped_short_of_its
     assert await watch.check(consumer, busy=False) == []
     consumer._buffered_partitions = {sales}  # type: ignore[arg-type]
     assert await watch.check(consumer, busy=False) == [sales]  # 76 twice, 159 on the broker
-    assert consumer.seeks == 1 and consumer.active == {sales} and not consumer._buffered_partitions
+    assert consumer.sought == {sales: 78} and consumer.active == {sales} and not consumer._buffered_partitions
     consumer._read_offset[sales] = 100  # type: ignore[index]
     assert await watch.check(consumer, busy=False) == []  # moving again
     consumer._paused_partitions = {sales}  # type: ignore[arg-type]
     assert await watch.check(consumer, busy=False) == []  # paused on purpose
     assert consumer.seeks == 1
+
+
+async def test_stall_watch_reads_a_partition_with_no_committed_offset_from_its_start() -> None:
+    sales = TP("pos.sales", 2)
+    consumer = FakeConsumer({sales: 120})  # type: ignore[dict-item]
+    consumer._read_offset = {sales: None}  # type: ignore[dict-item]
+    watch = StallWatch({"pos.sales"})
+    await watch.check(consumer, busy=False)
+    assert await watch.check(consumer, busy=False) == [sales]
+    assert consumer.sought == {sales: 0}
