@@ -46,7 +46,7 @@ T0 = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
 # 06:00 buckets of all keys close two minutes in (15 min grace): the top-of-hour burst is in.
 SPEED = 1.0
 SOAK_START = T0 + timedelta(hours=1, minutes=13)
-SOURCE_TOPICS = ("pos.sales", "backroom.scans", "inventory.state", "shelf.observations")
+SOURCE_TOPICS = ("pos.sales", "backroom.scans", "shelf.observations")  # what the worker consumes
 
 
 @dataclass
