@@ -20,6 +20,7 @@ buffers and the first table growth do not count as drift; `rss_drift_pct` is end
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -38,6 +39,7 @@ from producers.kafka import make_consumer, make_producer
 from streams.bench import _start_worker
 from streams.topics import ensure_topics
 
+log = logging.getLogger("backroom.soak")
 console = Console(stderr=True)
 T0 = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
 # Event time runs with the wall clock, as in a store: at a few events per key per hour, running
@@ -99,8 +101,15 @@ class LagProbe:
 
     async def lag(self) -> int:
         from aiokafka import TopicPartition
+        from aiokafka.errors import KafkaError
 
-        committed = await self.admin.list_consumer_group_offsets(self.group)
+        try:
+            committed = await self.admin.list_consumer_group_offsets(self.group)
+        except KafkaError as exc:
+            # On a fresh broker the group's coordinator (__consumer_offsets) may not exist yet:
+            # nothing is committed, so everything is still to read.
+            log.debug("soak: committed offsets not available yet: %s", exc)
+            committed = {}
         for attempt in range(2):
             tps = [TopicPartition(t, p) for t in self.topics
                    for p in (self.consumer.partitions_for_topic(t) or ())]  # fmt: skip
