@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(
         default=0.1, gt=0, description="max wait to fill a batch: latency vs coalescing"
     )
+    producer_linger_ms: float = Field(
+        default=5.0, ge=0, description="worker producer linger: fewer, larger produce requests vs latency"
+    )
+    fetch_min_bytes: int = Field(
+        default=65536, ge=1, description="worker fetches wait for this much data on the broker..."
+    )
+    fetch_max_wait_ms: int = Field(
+        default=25, ge=1, description="...or this long: fewer fetch round trips vs latency"
+    )
 
     # --- domain defaults (for SKUs with no catalog entry; flagged in state) ----------------
     default_shelf_capacity: int = 24

@@ -171,7 +171,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 4,
         # Changelog and state records are many and small: batch them into few produce requests.
-        producer_linger=0.005,
+        producer_linger=settings.producer_linger_ms / 1000,
         producer_max_batch_size=1024 * 1024,
         producer_max_request_size=4 * 1024 * 1024,
         producer_acks=-1,
@@ -180,6 +180,8 @@ def create_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=8192,
         table_cleanup_interval=300.0,
     )
+    app.fetch_min_bytes = settings.fetch_min_bytes
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     # Faust pauses the whole conductor whenever more than 100 changelog records wait to be
     # produced; one coalesced batch writes one record per touched key, often more than 100.
     ProducerBuffer.max_messages = max(ProducerBuffer.max_messages, 4 * settings.batch_size)

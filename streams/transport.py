@@ -50,6 +50,9 @@ async def _finish(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
 
 
 class Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> Any:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker
         callback = self.callback
         app = self.app
@@ -119,12 +122,28 @@ class Consumer(faust_aiokafka.Consumer):
             self.diag.unset_flag(CONSUMER_FETCHING)
 
 
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, with fetch requests that may wait for data on the broker
+    (`BackroomApp.fetch_min_bytes`, `fetch_max_wait_ms`; Faust sets neither)."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        app = self.app
+        # aiokafka hands these to its fetcher at start().
+        consumer._fetch_min_bytes = getattr(app, "fetch_min_bytes", 1)
+        consumer._fetch_max_wait_ms = getattr(app, "fetch_max_wait_ms", 1500)
+        return consumer
+
+
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
 
 
 class BackroomApp(faust.App):
     """A Faust app whose consumer uses the cheaper per-message hand-off above."""
+
+    fetch_min_bytes = 1
+    fetch_max_wait_ms = 1500
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
