@@ -143,12 +143,14 @@ async def _noop_rate(settings: Settings, n: int, timeout_s: float) -> float:
     return n / max(last - first, 1e-3)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the worker's process group; SIGKILL it if it is not gone within 30 s."""
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -229,7 +231,7 @@ async def bench_pipeline(settings: Settings, cfg: BenchConfig) -> dict[str, Any]
     try:
         noop_eps = await _noop_rate(settings, cfg.events, timeout_s=max(120.0, cfg.events / 2000))
     finally:
-        _stop(noop)
+        stop_worker(noop)
     console.log(f"bench: no-op Faust {noop_eps:,.0f} events/s; starting the worker")
     log_path = str((settings.data_dir / f"bench-worker-{run}.log").resolve())
     worker = _start_worker(settings, log_path)
@@ -239,7 +241,7 @@ async def bench_pipeline(settings: Settings, cfg: BenchConfig) -> dict[str, Any]
         console.log(f"bench: worker {worker_eps:,.0f} events/s; measuring latency at {cfg.rate:.0f}/s")
         lat = await _latency(settings, cfg, run)
     finally:
-        _stop(worker)
+        stop_worker(worker)
     return {
         "events": cfg.events,
         "raw_consume_eps": round(raw_eps, 1),

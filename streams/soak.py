@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -36,7 +33,7 @@ from rich.console import Console
 
 from backroom.settings import Settings
 from producers.kafka import make_consumer, make_producer
-from streams.bench import _start_worker
+from streams.bench import _start_worker, stop_worker
 from streams.topics import ensure_topics
 
 log = logging.getLogger("backroom.soak")
@@ -207,15 +204,6 @@ async def time_to_state(settings: Settings, producer: Any, run: str, timeout_s: 
         raise RuntimeError(f"no inventory.state for the probe within {timeout_s:.0f}s")
     finally:
         await consumer.stop()
-
-
-def stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    os.killpg(worker.pid, signal.SIGTERM)
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
 
 
 async def changelog_records(settings: Settings, probe: LagProbe) -> int:
