@@ -238,8 +238,9 @@ def create_app(settings: Settings) -> faust.App:
                settings.metrics_interval_s, alert_books)  # fmt: skip
 
     # What each agent's batch is doing, for the log: a batch that hangs shows up here.
-    phases: dict[str, tuple[str, float]] = {}
-    stall_watch = StallWatch({settings.topic(name) for name in ("pos.sales", "backroom.scans", "shelf.observations", "camera.frames")})
+    phases: dict[tuple[str, int], tuple[str, float]] = {}  # (source, stream id) -> (phase, since)
+    sources = (topics.sales, topics.scans, topics.observations, topics.frames)
+    stall_watch = StallWatch({t.get_topic_name() for t in sources})
 
     @app.timer(10.0)
     async def log_stats() -> None:
@@ -247,7 +248,7 @@ def create_app(settings: Settings) -> faust.App:
             log.info("inventory: %(events)d events in %(batches)d batches, %(duplicates)d duplicates, "
                      "%(dead)d dead-lettered", stats)  # fmt: skip
         now = time.monotonic()
-        for source, (phase, since) in list(phases.items()):
+        for (source, _), (phase, since) in list(phases.items()):
             if now - since > 10:
                 log.warning("batch from %s has been %s for %.0f s", source, phase, now - since)
         try:
@@ -321,7 +322,8 @@ def create_app(settings: Settings) -> faust.App:
         batch's state and records reached the broker; anything else is redelivered and skipped
         by the per-key offset watermark."""
         s = cast(faust.Stream, stream)
-        name = s.channel.get_topic_name() if isinstance(s.channel, faust.TopicT) else repr(s.channel)
+        # Two agents can read one topic (shelf.observations): the stream tells them apart.
+        name = (s.channel.get_topic_name() if isinstance(s.channel, faust.TopicT) else repr(s.channel), id(s))
         async for events in s.noack_take(size, within=settings.batch_within_s):
             phases[name] = ("handling", time.monotonic())
             await handle(events)
