@@ -20,8 +20,9 @@ the next count corrects.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -60,6 +61,51 @@ class SkuParams:
 DemandRate = DemandTracker
 
 
+class SeenIds:
+    """The last event_ids applied to one store×SKU, as 8-byte BLAKE2b digests in one bytes object.
+
+    Every table write carries this window: 64 UUID strings were ~2.5 KB of JSON per write (most
+    of the value) and ~5 KB of Python objects per key in memory; digests are 512 bytes (684 in
+    base64). Two different ids collide with probability ~2^-64 per pair, far below a source
+    resending a different event under an old id."""
+
+    __slots__ = ("buf",)
+    WIDTH = 8
+
+    def __init__(self, buf: bytes = b"") -> None:
+        self.buf = buf
+
+    @staticmethod
+    def digest(event_id: str) -> bytes:
+        return hashlib.blake2b(event_id.encode(), digest_size=SeenIds.WIDTH).digest()
+
+    def __contains__(self, event_id: object) -> bool:
+        if not isinstance(event_id, str):
+            return False
+        d = self.digest(event_id)
+        i = self.buf.find(d)
+        while i != -1:  # a match must start on a digest boundary
+            if i % self.WIDTH == 0:
+                return True
+            i = self.buf.find(d, i + 1)
+        return False
+
+    def __len__(self) -> int:
+        return len(self.buf) // self.WIDTH
+
+    def add(self, event_id: str, limit: int) -> None:
+        self.buf = (self.buf + self.digest(event_id))[-limit * self.WIDTH :]
+
+    def encode(self) -> str:
+        return base64.b64encode(self.buf).decode("ascii")
+
+    @classmethod
+    def decode(cls, data: str | list[str]) -> SeenIds:
+        if isinstance(data, list):  # the table format before digests: a list of event_ids
+            return cls(b"".join(cls.digest(event_id) for event_id in data))
+        return cls(base64.b64decode(data))
+
+
 @dataclass
 class SkuState:
     store_id: str
@@ -78,7 +124,7 @@ class SkuState:
     offsets: dict[str, int] = field(default_factory=dict)
     # [stamp, "shelf"|"backroom", delta] of the last COUNT_GRACE of event time.
     recent: list[list[Any]] = field(default_factory=list)
-    seen: deque[str] = field(default_factory=deque)
+    seen: SeenIds = field(default_factory=SeenIds)
     demand: DemandRate = field(default_factory=DemandRate)
 
     # --- (de)serialisation for the Faust table -----------------------------------------------
@@ -97,7 +143,7 @@ class SkuState:
             "backroom_count_ts": self.backroom_count_ts,
             "offsets": self.offsets,
             "recent": self.recent,
-            "seen": list(self.seen),
+            "seen": self.seen.encode(),
             "demand": self.demand.to_dict(),
         }
 
@@ -117,7 +163,7 @@ class SkuState:
             backroom_count_ts=data.get("backroom_count_ts"),
             offsets=dict(data.get("offsets", {})),
             recent=list(data.get("recent", [])),
-            seen=deque(data["seen"]),
+            seen=SeenIds.decode(data["seen"]),
             demand=DemandTracker.from_data(data["demand"]),
         )
 
@@ -133,9 +179,7 @@ class InventoryBook:
         """False when the event was already applied (a redelivery)."""
         if event_id in state.seen:
             return False
-        state.seen.append(event_id)
-        while len(state.seen) > self.dedup_window:
-            state.seen.popleft()
+        state.seen.add(event_id, self.dedup_window)
         return True
 
     def apply(self, state: SkuState, event: Sale | Scan) -> bool:

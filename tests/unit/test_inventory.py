@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from backroom.inventory import InventoryBook, SkuParams, SkuState, to_inventory_state
+from backroom.inventory import InventoryBook, SeenIds, SkuParams, SkuState, to_inventory_state
 from backroom.records import Sale, Scan, decode
 from tests.factories import sale, scan
 
@@ -136,3 +136,27 @@ def test_vision_fill_pulls_a_low_record_up_but_never_hides_a_gap() -> None:
     assert s.shelf_qty == 18
     assert not book.apply_vision(s, fill=0.0, confidence=0.95, params=PARAMS)
     assert s.shelf_qty == 18 and s.vision_fill == 0.0
+
+
+def test_dedup_window_forgets_the_oldest_ids_first() -> None:
+    seen = SeenIds()
+    for i in range(10):
+        seen.add(f"e-{i}", limit=4)
+    assert len(seen) == 4
+    assert "e-9" in seen and "e-6" in seen and "e-5" not in seen and "e-0" not in seen
+
+
+def test_seen_ids_match_only_whole_digests() -> None:
+    # The bytes of an id's digest straddling two stored digests must not count as seen.
+    c = SeenIds.digest("c")
+    seen = SeenIds(b"\x00" * 3 + c + b"\x00" * 5 + SeenIds.digest("a"))
+    assert len(seen) == 3 and seen.buf.find(c) == 3
+    assert "c" not in seen and "a" in seen
+
+
+def test_state_written_before_digests_still_dedups() -> None:
+    s = apply_all([scan("receive", 1, event_id="old-1")])
+    data = s.to_dict()
+    data["seen"] = ["old-1", "old-0"]  # the table format of earlier versions
+    again = SkuState.from_dict(data)
+    assert "old-1" in again.seen and "old-0" in again.seen and len(again.seen) == 2
