@@ -31,7 +31,9 @@ from backroom.processing import (
 )
 from backroom.records import CatalogSku, DeadLetter, InvalidEvent, Planogram, Record, decode
 from backroom.settings import Settings
+from streams.batching import cadenced_batches
 from streams.metrics import Metrics, instrument
+from streams.runtime import settle_heap
 from streams.transport import BackroomApp, StallWatch
 from streams.vision import VisionRunner
 
@@ -219,6 +221,12 @@ def create_app(settings: Settings) -> faust.App:
     inventory_processor = InventoryProcessor(settings)
     alert_processor = AlertProcessor(settings)
 
+    # Recovered tables are long-lived: keep full collections from walking them (streams/runtime.py).
+    async def on_rebalance_complete(sender: Any, *args: Any, **kwargs: Any) -> None:
+        settle_heap()
+
+    app.on_rebalance_complete.connect(cast(Any, on_rebalance_complete))
+
     # Reads go to the tables' stores: `Table.get` on a key that is not there raises and catches
     # a KeyError inside Faust, and most catalog lookups (store-specific entry first) miss.
     def reader(table: Any) -> Callable[[str], Any]:
@@ -317,14 +325,14 @@ def create_app(settings: Settings) -> faust.App:
                           size: int = settings.batch_size) -> None:  # fmt: skip
         """Batches in, handled, durable, then acked: the only place events are acknowledged.
 
-        `noack_take` (not `take_events`, which also acks a batch when the agent is cancelled
-        mid-batch on shutdown) leaves acking to us, so an offset is committed only after the
-        batch's state and records reached the broker; anything else is redelivered and skipped
-        by the per-key offset watermark."""
+        `cadenced_batches` (streams/batching.py; like Faust's `noack_take`, not `take_events`,
+        which also acks a batch when the agent is cancelled mid-batch on shutdown) leaves acking
+        to us, so an offset is committed only after the batch's state and records reached the
+        broker; anything else is redelivered and skipped by the per-key offset watermark."""
         s = cast(faust.Stream, stream)
         # Two agents can read one topic (shelf.observations): the stream tells them apart.
         name = (s.channel.get_topic_name() if isinstance(s.channel, faust.TopicT) else repr(s.channel), id(s))
-        async for events in s.noack_take(size, within=settings.batch_within_s):
+        async for events in cadenced_batches(s, size, settings.batch_within_s):
             phases[name] = ("handling", time.monotonic())
             await handle(events)
             phases[name] = ("waiting for the broker", time.monotonic())

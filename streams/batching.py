@@ -1,0 +1,71 @@
+"""Batches of a Faust stream's events, closed on a cadence: the worker's agents read with it.
+
+    async for events in cadenced_batches(stream, max_size=5000, window_s=0.1):
+        ...   # handle, make durable, then ack each event (acks are left to the caller)
+
+Faust's `Stream.noack_take(max_, within)` waits the full `within` after each batch is handled,
+even when events queued up meanwhile: an event arriving just after a batch closed waited that
+batch's handling, then another whole window, then its own handling (window + 2 × handling).
+At 2,000 events/s handling a batch takes ~75 ms here, so that was ~250 ms before any I/O.
+
+Here the next batch closes `window_s` after the previous one closed (never sooner than
+`min_wait_s` after handling ends, so a slow batch is not followed by a trickle of tiny ones):
+an event waits at most about one window plus one handling. Events keep being collected while
+a batch is handled (the buffer is swapped, not locked), up to `max_size`, beyond which the
+stream is held until the batch is taken, as `noack_take` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+
+async def cadenced_batches(stream: faust.StreamT, max_size: int, window_s: float,
+                           min_wait_s: float = 0.01) -> AsyncIterator[list[EventT]]:  # fmt: skip
+    s: Any = stream
+    loop = asyncio.get_running_loop()
+    buffer: list[EventT] = []
+    full = asyncio.Event()  # the buffer reached max_size: close the batch now
+    room = asyncio.Event()  # the buffer was taken: the stream may go on
+    room.set()
+
+    async def collect(value: Any) -> Any:
+        event = s.current_event
+        if event is None:  # a processor runs inside the stream's iteration, after an event
+            raise RuntimeError("batch collector found no current event")
+        buffer.append(event)
+        if len(buffer) >= max_size:
+            full.set()
+            room.clear()
+            await s.wait(room)  # returns early when the stream stops
+        return value
+
+    enable_acks = s.enable_acks
+    s.enable_acks = False  # the caller acks each event once its batch is durable
+    s.add_processor(collect)
+    # Faust's own take does the same: iterate the stream in the background so that the
+    # processor above sees every event while this generator waits or its caller handles.
+    s._enable_passive(aiter(s.channel))
+    try:
+        close_at = loop.time() + window_s
+        while not s.should_stop:
+            await s.wait_for_stopped(full, timeout=max(close_at - loop.time(), min_wait_s))
+            now = loop.time()
+            if not buffer:
+                close_at = now + window_s  # idle: the next window starts now
+                continue
+            batch = buffer.copy()
+            buffer.clear()
+            full.clear()
+            room.set()
+            close_at = now + window_s
+            yield batch
+    finally:
+        s.enable_acks = enable_acks
+        s._processors.remove(collect)
+        room.set()
