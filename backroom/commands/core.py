@@ -99,6 +99,7 @@ def worker(loglevel: str = typer.Option("warning", help="faust log level")) -> N
     from faust import Worker
 
     from streams.app import create_app
+    from streams.runtime import settle_heap
     from streams.topics import ensure_topics
 
     settings = get_settings()
@@ -112,6 +113,7 @@ def worker(loglevel: str = typer.Option("warning", help="faust log level")) -> N
     # Faust's start-up spinner sets the root logger to DEBUG for as long as the worker runs, so
     # every aiokafka/faust debug record is built and handled: ~10 % of the worker's CPU under load.
     runner.spinner = None
+    settle_heap()  # the imports' objects, before the first event (streams/runtime.py)
     runner.execute_from_commandline()
 
 
