@@ -41,9 +41,15 @@ def app_and_sent(settings_factory: Any) -> Iterator[tuple[faust.App, Sent]]:
                         **_: Any) -> None:  # fmt: skip
         sent.by_topic.setdefault(self.get_topic_name(), []).append(orjson.loads(value or b"null"))
 
+    async def fake_produce(self: Any, topic: str, key: bytes | None, value: bytes | None,
+                           *_: Any, **__: Any) -> None:  # fmt: skip
+        sent.by_topic.setdefault(topic, []).append(orjson.loads(value or b"null"))
+
     changelog = MagicMock()
     changelog.return_value.message.partition = 0
+    # Records go through Topic.send (dead letters) or straight to the producer (streams.app.send_records).
     with patch.object(faust.Topic, "send", fake_send), \
+         patch.object(type(app.producer), "send", fake_produce), \
          patch.object(faust.Table, "send_changelog", changelog):  # fmt: skip
         yield app, sent
 
