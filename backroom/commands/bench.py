@@ -20,7 +20,8 @@ def pipeline(
     events: int = typer.Option(200_000, help="POS events to pre-load"),
     keys: int = typer.Option(200, help="distinct store×SKU keys"),
     rate: float = typer.Option(2000.0, help="events/s for the latency phase"),
-    seconds: float = typer.Option(10.0, help="length of the latency phase"),
+    seconds: float = typer.Option(20.0, help="length of the scored latency phase"),
+    warmup: float = typer.Option(5.0, help="seconds produced at the rate before latency is scored"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Worker events/s vs raw aiokafka consume in the same run; produce→state latency."""
@@ -29,7 +30,7 @@ def pipeline(
 
     settings = get_settings()
     require_broker(settings)
-    result = asyncio.run(bench_pipeline(settings, BenchConfig(events, keys, rate, seconds)))
+    result = asyncio.run(bench_pipeline(settings, BenchConfig(events, keys, rate, seconds, warmup)))
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 
