@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(default=5000, ge=1, description="max events per agent batch")
     batch_within_s: float = Field(
-        default=0.1, gt=0, description="max wait to fill a batch: latency vs coalescing"
+        default=0.05, gt=0,
+        description="batch cadence: a batch closes this long after the previous one (latency vs coalescing)",
     )
     producer_linger_ms: float = Field(
         default=5.0, ge=0, description="worker producer linger: fewer, larger produce requests vs latency"
