@@ -108,8 +108,8 @@ class Settings(BaseSettings):
     # --- demand (backroom/demand: forecasts, projections, reorder; docs/demand.md) ----------
     demand_model: str = Field(
         default="holtwinters",
-        description="hourly forecaster per store×SKU: linear | holtwinters | snarimax "
-        "(compared by `backroom backtest`)",
+        description="hourly forecaster per store×SKU: holtwinters (smoothed hour-of-day indices) | "
+        "holtwinters_raw | profile | snarimax | linear (compared by `backroom backtest`)",
     )
     demand_grace_minutes: float = Field(
         default=15.0, ge=0, description="an hour closes this long after its end (late events)"
