@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+import orjson
 from faust.stores.memory import Store as MemoryStore
 from faust.transport.producer import ProducerBuffer
 from faust.types import EventT
@@ -118,6 +119,16 @@ class KeepingMemoryStore(MemoryStore):
         return None
 
 
+def _as_dict(value: Any) -> dict[str, Any] | None:
+    """A table value as a dict: values of tables kept as JSON bytes are parsed."""
+    if isinstance(value, bytes | bytearray):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
 class VersionedTable(faust.Table):
     """A table whose changelog replay never replaces a newer in-memory value with an older one.
 
@@ -138,15 +149,29 @@ class VersionedTable(faust.Table):
 
     version_field = "version"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, key_type=str, **kwargs)
+        # Changelog keys as raw UTF-8, like the source events' keys, so that the partitioner
+        # puts a key's changelog record in the partition of its source events: the partition
+        # whose owner recovers it. Faust derives JSON for str keys ('"S1:A"' hashes elsewhere),
+        # which left a restarted worker of two without the state of about half its keys.
+        self.key_serializer = "raw"
+
+    def _to_key(self, k: Any) -> Any:
+        # Changelogs written before keys were raw hold JSON strings: read them as the same key.
+        if isinstance(k, str) and len(k) >= 2 and k[0] == k[-1] == '"':
+            return orjson.loads(k)
+        return super()._to_key(k)
+
     def apply_changelog_batch(self, batch: Any) -> None:
         keep = []
         for event in batch:
             value = event.message.value
             if value is not None:
-                current = self.data.get(self._to_key(event.key))
-                if isinstance(current, dict):
-                    incoming = self._to_value(event.value)
-                    if isinstance(incoming, dict) and (
+                current = _as_dict(self.data.get(self._to_key(event.key)))
+                if current is not None:
+                    incoming = _as_dict(self._to_value(event.value))
+                    if incoming is not None and (
                         current.get(self.version_field, -1) > incoming.get(self.version_field, -1)
                     ):
                         continue
@@ -197,8 +222,13 @@ def create_app(settings: Settings) -> faust.App:
     # --- tables --------------------------------------------------------------------------
     # Keys as raw UTF-8 so the producer partitioner hashes the same bytes as the source events.
     schema: faust.Schema = faust.Schema(key_type=str, key_serializer="raw", value_serializer="json")
+    # Inventory values are kept as their JSON bytes (the changelog format, so existing changelogs
+    # still recover): one bytes object per key instead of a tree of dicts, lists and floats.
+    # At 100k keys after one count each: ~1.4 KB per key as bytes, ~2.5 KB as dicts.
+    # (Faust picks a table's serializer from `value_type`, not from its schema.)
+    raw_schema: faust.Schema = faust.Schema(key_type=str, key_serializer="raw", value_serializer="raw")
     inventory = cast(faust.Table, app.tables.add(VersionedTable(
-        app, name="inventory", default=None, schema=schema, beacon=app.tables.beacon,
+        app, name="inventory", default=None, schema=raw_schema, value_type=bytes, beacon=app.tables.beacon,
         partitions=settings.partitions, use_partitioner=True,
         help="SkuState per store×SKU: quantities, demand buckets, recent event ids",
     )))  # fmt: skip
@@ -239,7 +269,15 @@ def create_app(settings: Settings) -> faust.App:
 
         return get
 
-    catalog_get, inventory_get, books_get = reader(catalog), reader(inventory), reader(alert_books)
+    def json_reader(table: Any) -> Callable[[str], Any]:
+        def get(key: str) -> Any:
+            value = table.data.get(key)
+            return orjson.loads(value) if value is not None else None
+
+        return get
+
+    catalog_get, books_get = reader(catalog), reader(alert_books)
+    inventory_get = json_reader(inventory)
 
     stats = {"events": 0, "batches": 0, "dead": 0, "duplicates": 0}
     app.backroom_stats = stats  # type: ignore[attr-defined]
@@ -286,7 +324,9 @@ def create_app(settings: Settings) -> faust.App:
         """Coalesced writes: one table value and one inventory.state per touched key, and the
         alerts those states raise, evaluated here rather than by consuming inventory.state back."""
         for key, value in result.states.items():
-            inventory[key] = value
+            # A copy of exactly its size: the buffer orjson returns keeps a larger allocation
+            # behind it, and 100k long-lived ones held ~8.9 KB each instead of ~1.4 KB.
+            inventory[key] = bytes(memoryview(orjson.dumps(value)))
         async with books_lock:
             alerting = alert_processor.on_states(result.published, books_get)
             metrics.observe_batch("inventory.state", "alerts", len(result.published))

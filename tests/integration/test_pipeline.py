@@ -126,3 +126,40 @@ def test_kcat_as_an_independent_client(kafka_settings: Settings, worker_factory:
     alerts = [orjson.loads(line.split("\t", 1)[1]) for line in out.splitlines() if "\t" in line]
     assert has(alerts, "A", "RESTOCK_SHELF", "open") and has(alerts, "B", "OUT_OF_STOCK", "open")
     assert all(line.split("\t")[0] in ("S1:A", "S1:B") for line in out.splitlines() if line)
+
+
+async def partitions_by_key(settings: Settings, topic: str, n: int) -> dict[str, set[int]]:
+    """Partitions each key's records sit in, for the first n records of a full topic name."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    found: dict[str, set[int]] = {}
+    try:
+        seen = 0
+        while seen < n:
+            batch = await asyncio.wait_for(consumer.getmany(timeout_ms=500), timeout=30)
+            for tp, recs in batch.items():
+                for r in recs:
+                    found.setdefault(r.key.decode(), set()).add(tp.partition)
+                    seen += 1
+    finally:
+        await consumer.stop()
+    return found
+
+
+def test_changelog_records_sit_in_their_source_partition(kafka_settings: Settings, worker_factory: Any) -> None:
+    # The worker that owns a source partition recovers the same-numbered changelog partition;
+    # a key's state written anywhere else is lost to it after a restart or a rebalance.
+    asyncio.run(ensure_topics(kafka_settings))
+    worker_factory(kafka_settings)
+    sales = [sale(sku=f"K{i}") for i in range(24)]
+    asyncio.run(produce(kafka_settings, [("pos.sales", key(ev), ev) for ev in sales]))
+    wait_state(kafka_settings, "K23", last_event_id=sales[-1]["event_id"])
+    for i in range(23):
+        wait_state(kafka_settings, f"K{i}", last_event_id=sales[i]["event_id"])
+    source = asyncio.run(partitions_by_key(kafka_settings, kafka_settings.topic("pos.sales"), 24))
+    changelog = asyncio.run(partitions_by_key(kafka_settings, f"{kafka_settings.app_id}-inventory-changelog", 24))
+    assert set(changelog) == set(source), (changelog, source)  # raw keys, as in the source topic
+    assert changelog == source
