@@ -54,6 +54,10 @@ async def cadenced_batches(stream: faust.StreamT, max_size: int, window_s: float
             await s.wait(room)  # returns early when the stream stops
         return value
 
+    def queued() -> int:
+        queue = getattr(s.channel, "queue", None)
+        return queue.qsize() if queue is not None else 0
+
     enable_acks = s.enable_acks
     s.enable_acks = False  # the caller acks each event once its batch is durable
     s.add_processor(collect)
@@ -67,6 +71,11 @@ async def cadenced_batches(stream: faust.StreamT, max_size: int, window_s: float
             now = loop.time()
             if not buffer:
                 close_at = now + window_s  # idle: the next window starts now
+                continue
+            if not full.is_set() and queued() > 0:
+                # Events are still waiting for the stream (a backlog, or what arrived while the
+                # last batch was handled): let them in first, up to max_size, so that a backlog
+                # is handled in full batches.
                 continue
             batch = buffer.copy()
             buffer.clear()

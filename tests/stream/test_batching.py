@@ -11,8 +11,8 @@ import faust
 from streams.batching import cadenced_batches
 
 
-def make_agent(window_s: float, max_size: int, handle_s: float = 0.0) -> tuple[Any, list[list[Any]],
-                                                                               list[float]]:  # fmt: skip
+def make_agent(window_s: float, max_size: int, handle_s: float = 0.0,
+               min_wait_s: float = 0.01) -> tuple[Any, list[list[Any]], list[float]]:  # fmt: skip
     app = faust.App(f"batching-{time.monotonic_ns()}", broker="kafka://127.0.0.1:1", store="memory://")
     batches: list[list[Any]] = []
     closed: list[float] = []
@@ -20,7 +20,7 @@ def make_agent(window_s: float, max_size: int, handle_s: float = 0.0) -> tuple[A
 
     @app.agent(topic)
     async def agent(stream: faust.StreamT) -> None:
-        async for events in cadenced_batches(stream, max_size, window_s):
+        async for events in cadenced_batches(stream, max_size, window_s, min_wait_s):
             closed.append(time.monotonic())
             batches.append([e.value for e in events])
             if handle_s:
@@ -55,3 +55,4 @@ async def test_events_queued_while_a_batch_is_handled_do_not_wait_a_whole_window
         await asyncio.sleep(0.5)
     assert [b"first"] in batches and [b"second"] in batches
     assert closed[1] - closed[0] < 0.25
+
