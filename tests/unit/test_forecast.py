@@ -177,18 +177,8 @@ def test_residual_dispersion_of_poisson_counts_is_near_one() -> None:
     rng = random.Random(11)
     f = Forecaster("holtwinters", residual_alpha=0.01)
 
-    def poisson(lam: float) -> int:
-        # Inversion; plenty for small rates.
-        k, p, u = 0, pow(2.718281828, -lam), rng.random()
-        c = p
-        while u > c:
-            k += 1
-            p *= lam / k
-            c += p
-        return k
-
     for h in range(H0, H0 + 24 * 40):
-        f.learn(h, poisson(4.0))
+        f.learn(h, poisson(rng, 4.0))
     assert 0.7 < f.dispersion < 1.5
     assert f.variance(4.0) == pytest.approx(4.0 * f.dispersion)
     assert f.variance(0.0) == 0.0
