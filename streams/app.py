@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -35,7 +35,7 @@ from backroom.settings import Settings
 from streams.batching import cadenced_batches
 from streams.metrics import Metrics, instrument
 from streams.runtime import settle_heap
-from streams.transport import BackroomApp, StallWatch
+from streams.transport import BackroomApp, BulkHandler, StallWatch
 from streams.vision import VisionRunner
 
 log = logging.getLogger("backroom.worker")
@@ -306,14 +306,39 @@ def create_app(settings: Settings) -> faust.App:
         except Exception as exc:  # a watchdog must not take the worker down
             log.warning("stall check failed: %r", exc)
 
-    async def inventory_batch(topic: str, events: Sequence[EventT]) -> None:
-        stats["events"] += len(events)
+    async def inventory_batch(topic: str, messages: Sequence[RawMessage]) -> None:
+        stats["events"] += len(messages)
         stats["batches"] += 1
-        result = inventory_processor.process(raw_messages(events, topic), inventory_get, catalog_get)
+        result = inventory_processor.process(messages, inventory_get, catalog_get)
         stats["dead"] += len(result.dead)
         stats["duplicates"] += result.duplicates
-        metrics.observe_batch(topic, "inventory", len(events), result.dead, result.duplicates)
+        metrics.observe_batch(topic, "inventory", len(messages), result.dead, result.duplicates)
         await apply_inventory(result)
+
+    def bulk_inventory(topic: str) -> BulkHandler:
+        """Sales or scans from one fetch, in batches of `batch_size`, then made durable once.
+
+        The consumer calls this with the records of each fetch (`streams/transport.py`) and
+        acks them when it returns: Faust's per-message path (a message, an event, a queue,
+        a stream step and an ack per record) cost more than the inventory logic itself."""
+        size = settings.batch_size
+
+        async def handle(records: Mapping[Any, Sequence[Any]]) -> None:
+            messages = [RawMessage(topic, tp.partition, r.offset, r.key, r.value)
+                        for tp, recs in records.items() for r in recs]  # fmt: skip
+            name = (topic, 0)
+            for start in range(0, len(messages), size):
+                phases[name] = ("handling", time.monotonic())
+                await inventory_batch(topic, messages[start : start + size])
+            phases[name] = ("waiting for the broker", time.monotonic())
+            await durable()
+            phases.pop(name, None)
+
+        return handle
+
+    if settings.bulk_ingest:
+        app.bulk_handlers[topics.sales.get_topic_name()] = bulk_inventory("pos.sales")
+        app.bulk_handlers[topics.scans.get_topic_name()] = bulk_inventory("backroom.scans")
 
     # Alert books are read-modified-written by the inventory agents (alerts on the states they
     # compute) and by observation-alerts, with awaits in between (alerts must be durable before
@@ -385,16 +410,20 @@ def create_app(settings: Settings) -> faust.App:
                 await s.ack(event)
             phases.pop(name, None)
 
-    # One agent per source topic: each knows its record type, and they share the tables. The
+    # One agent per source topic: each knows its record type, and they share the tables. With
+    # `bulk_ingest` (the default) the consumer hands sales and scans to `bulk_inventory` instead,
+    # and these two agents only keep the topics subscribed (and serve `test_context`). The
     # inventory read-modify-write of a batch has no await inside, so agents never interleave on
     # a key; alert books are guarded by `books_lock`.
     @app.agent(topics.sales, name="sales")
     async def sales_agent(stream: faust.StreamT) -> None:
-        await run_batches(stream, lambda events: inventory_batch("pos.sales", events))
+        await run_batches(stream, lambda events: inventory_batch("pos.sales", raw_messages(events, "pos.sales")))
 
     @app.agent(topics.scans, name="scans")
     async def scans_agent(stream: faust.StreamT) -> None:
-        await run_batches(stream, lambda events: inventory_batch("backroom.scans", events))
+        await run_batches(
+            stream, lambda events: inventory_batch("backroom.scans", raw_messages(events, "backroom.scans"))
+        )
 
     @app.agent(topics.observations, name="observation-alerts")
     async def observation_alerts_agent(stream: faust.StreamT) -> None:

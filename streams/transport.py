@@ -18,7 +18,16 @@ that source records fetched before a rebalance has ended are held until it has (
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Generator
+import time
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Mapping,
+    Sequence,
+)
 from typing import Any, cast
 
 import faust
@@ -50,13 +59,28 @@ async def _finish(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
         return stop.value
 
 
+# Records of one topic from one fetch, by partition (aiokafka ConsumerRecords: .offset, .key,
+# .value): the handler returns once everything they caused is durable on the broker.
+BulkHandler = Callable[[Mapping[Any, Sequence[Any]]], Awaitable[None]]
+
+
 class Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> Any:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Bulk sources (see `BulkHandler`): the last offset per partition whose batch is durable,
+        # and whether a batch is being handled (a rebalance or shutdown waits for that in
+        # `wait_empty`; not for a batch still held for the rebalance itself to end).
+        self._bulk_done: dict[Any, int] = {}
+        self._bulk_idle = asyncio.Event()
+        self._bulk_idle.set()
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker
         callback = self.callback
         app = self.app
+        bulk_handlers = cast(BackroomApp, app).bulk_handlers
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
         get_read_offset = self._read_offset.__getitem__
@@ -69,11 +93,19 @@ class Consumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                records = self.getmany(timeout=1.0)
-                await asyncio.sleep(0)  # getmany can return at once, again and again
-                if self.should_stop:
+                fetched, active = await self._wait_next_records(1.0)
+                generation_id = app.consumer_generation_id
+                await asyncio.sleep(0)  # the fetch can return at once, again and again
+                if not fetched or self.should_stop:
                     continue
-                async for tp, message in records:
+                if not self.flow_active:
+                    await self.perform_seek()  # what Faust's getmany does with a stopped flow
+                    continue
+                bulk = {}
+                if bulk_handlers:
+                    bulk = {tp: recs for tp, recs in fetched.items() if tp.topic in bulk_handlers}
+                    fetched = {tp: recs for tp, recs in fetched.items() if tp not in bulk}
+                async for tp, message in self._messages(fetched, active, generation_id):
                     since_yield += 1
                     if since_yield > 100:  # let health checks and timers in during big fetches
                         await asyncio.sleep(0)
@@ -120,6 +152,13 @@ class Consumer(faust_aiokafka.Consumer):
                             await self.wait_first(rest, self.suspend_flow.wait())
                     if message.generation_id == app.consumer_generation_id:
                         set_read_offset(tp, offset)
+                if bulk and not self.should_stop:
+                    # Shielded: a shutdown that cancels this loop lets the batch finish (and
+                    # `wait_empty` waits for it) rather than abandoning it half-sent.
+                    await asyncio.shield(self._bulk(bulk, active, generation_id))
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -136,6 +175,94 @@ class Consumer(faust_aiokafka.Consumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _messages(
+        self, records: Any, active: Any, generation_id: int
+    ) -> AsyncIterator[tuple[Any, Any]]:
+        """Faust's `getmany` after its fetch: records as messages, round-robin over partitions,
+        stopping at a flow stop or a generation change."""
+        to_message = self._to_message
+        buffered = self._buffered_partitions
+        for tp, record in self.scheduler.iterate(records):
+            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                break
+            if active is None or tp in active or tp in buffered:
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                yield tp, to_message(tp, record)
+
+    async def _bulk(
+        self, fetched: dict[Any, list[Any]], active: Any, generation_id: int
+    ) -> None:  # pragma: no cover
+        """Hand a fetch's records of bulk topics to their handlers, then ack them in one step.
+
+        The rules of the per-message loop above, per partition instead of per record: held while
+        a rebalance is being finished, dropped when fetched in a generation that has ended,
+        records before the read offset skipped. Acked (`_bulk_done`) only after the handler
+        returned, i.e. after its state and records are durable; a handler that fails leaves the
+        partitions where they were, to be fetched again."""
+        app = self.app
+        if app.rebalancing:
+            await self._wait_rebalance_end(generation_id)
+        if generation_id != app.consumer_generation_id or self.should_stop:
+            return  # re-read from the committed offsets of the new assignment
+        by_topic: dict[str, dict[Any, list[Any]]] = {}
+        read_offset = self._read_offset
+        now = time.monotonic()
+        for tp, records in fetched.items():
+            if active is not None and tp not in active:
+                continue
+            read = read_offset.get(tp)
+            if read is not None and records[0].offset < read:
+                records = [r for r in records if r.offset >= read]
+            if records:
+                by_topic.setdefault(tp.topic, {})[tp] = records
+                app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                app.monitor.stream_inbound_time[tp] = now  # Faust's "stream is idle" check
+        handlers = cast(BackroomApp, app).bulk_handlers
+        self._bulk_idle.clear()
+        try:
+            await self._bulk_handle(handlers, by_topic, generation_id)
+        finally:
+            self._bulk_idle.set()
+
+    async def _bulk_handle(self, handlers: dict[str, BulkHandler], by_topic: dict[str, dict[Any, list[Any]]],
+                           generation_id: int) -> None:  # fmt: skip  # pragma: no cover
+        app, read_offset = self.app, self._read_offset
+        for topic, records_by_tp in by_topic.items():
+            try:
+                await handlers[topic](records_by_tp)
+            except Exception as exc:
+                self.log.exception(
+                    "bulk handler for %s failed (%r): fetching its records again", topic, exc
+                )
+                for tp, records in records_by_tp.items():
+                    await self.seek(tp, records[0].offset)
+                await asyncio.sleep(1.0)
+                continue
+            if generation_id != app.consumer_generation_id:
+                continue  # durable, but the partitions may be someone else's now: let them re-read
+            for tp, records in records_by_tp.items():
+                last = records[-1].offset
+                read_offset[tp] = last
+                self._bulk_done[tp] = last
+                self._acked.setdefault(tp, [])  # the entry makes `commit` look at this partition
+                self._n_acked += len(records)
+
+    def _new_offset(self, tp: Any) -> int | None:
+        done = self._bulk_done.get(tp)
+        if done is not None:
+            return done + 1  # a bulk partition: everything up to `done` is durable
+        return cast(int | None, super()._new_offset(tp))
+
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        for tp in revoked:
+            self._bulk_done.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
+
+    async def wait_empty(self) -> None:
+        # Faust waits for the messages its streams have not acked; a bulk batch is not one.
+        await self._bulk_idle.wait()
+        await super().wait_empty()
 
     async def _wait_rebalance_end(self, generation_id: int | None) -> None:  # pragma: no cover
         """Until the rebalance under way has ended, or the generation has moved on."""
@@ -179,6 +306,8 @@ class BackroomApp(faust.App):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Topic name -> handler for its records in bulk (see `BulkHandler`).
+        self.bulk_handlers: dict[str, BulkHandler] = {}
         # Set when a rebalance has ended: the consumer holds source records until then.
         self.rebalance_ended = asyncio.Event()
 
