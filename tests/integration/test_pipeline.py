@@ -61,7 +61,11 @@ def has(alerts: list[dict[str, Any]], sku: str, type_: str, status: str) -> bool
     return any(a["sku"] == sku and a["type"] == type_ and a["status"] == status for a in alerts)
 
 
-def test_events_in_state_and_alerts_out(kafka_settings: Settings, worker_factory: Any) -> None:
+@pytest.mark.parametrize("bulk_ingest", [True, False], ids=["bulk", "agents"])
+def test_events_in_state_and_alerts_out(kafka_settings: Settings, worker_factory: Any, bulk_ingest: bool) -> None:
+    # Both ways sales and scans reach the processor: the consumer's bulk hand-off (the
+    # default) and Faust's per-message agents (BACKROOM_BULK_INGEST=false).
+    kafka_settings = kafka_settings.model_copy(update={"bulk_ingest": bulk_ingest})
     asyncio.run(ensure_topics(kafka_settings))
     worker: WorkerProcess = worker_factory(kafka_settings)
     asyncio.run(produce(kafka_settings, scenario()))
