@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from backroom.demand.reorder import order_quantity
-from backroom.records import Alert, AlertType, InventoryState, Severity
+from backroom.records import Alert, AlertType, InventoryState, Severity, validated
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
@@ -399,7 +399,8 @@ class AlertEngine:
     @staticmethod
     def _alert(state: InventoryState, type_: str, aid: str, status: str, severity: str, message: str,
                action: str, evidence: dict[str, Any]) -> Alert:
-        return Alert.model_validate(
+        return validated(
+            Alert,
             {
                 "alert_id": aid,
                 "ts": state.ts,

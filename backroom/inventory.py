@@ -29,7 +29,7 @@ from typing import Any
 
 from backroom.demand.reorder import ReorderPolicy, reorder_levels
 from backroom.demand.tracker import DemandConfig, DemandTracker
-from backroom.records import CatalogSku, InventoryState, Sale, Scan
+from backroom.records import CatalogSku, InventoryState, Sale, Scan, validated
 
 
 @dataclass(frozen=True)
@@ -297,28 +297,31 @@ def to_inventory_state(state: SkuState, params: SkuParams, demand_per_hour: floa
     levels = None
     if policy is not None and when is not None:
         levels = reorder_levels(d, when, params.lead_time_hours, policy)
-    assert state.ts is not None
-    return InventoryState(
-        ts=datetime.fromisoformat(state.ts),
-        store_id=state.store_id,
-        sku=state.sku,
-        shelf_qty=shelf,
-        backroom_qty=backroom,
-        shelf_capacity=params.shelf_capacity,
-        vision_fill=state.vision_fill,
-        demand_per_hour=round(rate, 4),
-        hours_to_shelf_out=shelf_out,
-        hours_to_stockout=stockout,
-        on_order=state.on_order,
-        category=params.category,
-        min_shelf_qty=params.min_shelf_qty,
-        catalog_missing=True if params.missing else None,
-        last_event_id=state.last_event_id,
-        version=state.version,
-        lead_time_hours=params.lead_time_hours if levels else None,
-        case_pack=params.case_pack if levels else None,
-        lead_time_demand=levels.lead_time_demand if levels else None,
-        safety_stock=levels.safety_stock if levels else None,
-        reorder_point=levels.reorder_point if levels else None,
-        order_up_to=levels.order_up_to if levels else None,
+    assert when is not None  # a state is published only once an event has stamped it
+    return validated(
+        InventoryState,
+        {
+            "ts": when,
+            "store_id": state.store_id,
+            "sku": state.sku,
+            "shelf_qty": shelf,
+            "backroom_qty": backroom,
+            "shelf_capacity": params.shelf_capacity,
+            "vision_fill": state.vision_fill,
+            "demand_per_hour": round(rate, 4),
+            "hours_to_shelf_out": shelf_out,
+            "hours_to_stockout": stockout,
+            "on_order": state.on_order,
+            "category": params.category,
+            "min_shelf_qty": params.min_shelf_qty,
+            "catalog_missing": True if params.missing else None,
+            "last_event_id": state.last_event_id,
+            "version": state.version,
+            "lead_time_hours": params.lead_time_hours if levels else None,
+            "case_pack": params.case_pack if levels else None,
+            "lead_time_demand": levels.lead_time_demand if levels else None,
+            "safety_stock": levels.safety_stock if levels else None,
+            "reorder_point": levels.reorder_point if levels else None,
+            "order_up_to": levels.order_up_to if levels else None,
+        },
     )
