@@ -23,8 +23,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from backroom.demand.reorder import ReorderPolicy, reorder_levels
@@ -80,9 +82,9 @@ class SeenIds:
         return hashlib.blake2b(event_id.encode(), digest_size=SeenIds.WIDTH).digest()
 
     def __contains__(self, event_id: object) -> bool:
-        if not isinstance(event_id, str):
-            return False
-        d = self.digest(event_id)
+        return isinstance(event_id, str) and self._holds(self.digest(event_id))
+
+    def _holds(self, d: bytes) -> bool:
         i = self.buf.find(d)
         while i != -1:  # a match must start on a digest boundary
             if i % self.WIDTH == 0:
@@ -95,6 +97,14 @@ class SeenIds:
 
     def add(self, event_id: str, limit: int) -> None:
         self.buf = (self.buf + self.digest(event_id))[-limit * self.WIDTH :]
+
+    def add_new(self, event_id: str, limit: int) -> bool:
+        """`add` unless already in the window (then False): `in` + `add`, hashing the id once."""
+        d = self.digest(event_id)
+        if self._holds(d):
+            return False
+        self.buf = (self.buf + d)[-limit * self.WIDTH :]
+        return True
 
     def encode(self) -> str:
         return base64.b64encode(self.buf).decode("ascii")
@@ -126,6 +136,8 @@ class SkuState:
     recent: list[list[Any]] = field(default_factory=list)
     seen: SeenIds = field(default_factory=SeenIds)
     demand: DemandRate = field(default_factory=DemandRate)
+    # Whether `recent` is in stamp order (None: not checked since loading). Not stored.
+    _recent_sorted: bool | None = field(default=None, repr=False, compare=False)
 
     # --- (de)serialisation for the Faust table -----------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -177,10 +189,7 @@ class InventoryBook:
 
     def _remember(self, state: SkuState, event_id: str) -> bool:
         """False when the event was already applied (a redelivery)."""
-        if event_id in state.seen:
-            return False
-        state.seen.add(event_id, self.dedup_window)
-        return True
+        return state.seen.add_new(event_id, self.dedup_window)
 
     def apply(self, state: SkuState, event: Sale | Scan) -> bool:
         """Apply one event; returns False (and changes nothing) for a repeated event_id."""
@@ -252,11 +261,41 @@ def _delta(state: SkuState, loc: str, qty: int, stamp: str) -> None:
         state.shelf_qty += qty
     else:
         state.backroom_qty += qty
-    state.recent.append([stamp, loc, qty])
-    if len(state.recent) > RECENT_PRUNE_AT:  # pruning per event would cost more than it saves
+    recent = state.recent
+    if recent and stamp < recent[-1][0]:
+        state._recent_sorted = False  # a late delta
+    recent.append([stamp, loc, qty])
+    if len(recent) > RECENT_PRUNE_AT:  # pruning per event would cost more than it saves
         newest = max(stamp, state.ts or stamp)
         horizon = (datetime.fromisoformat(newest) - COUNT_GRACE).astimezone(UTC).isoformat()
-        state.recent = [r for r in state.recent if r[0] >= horizon]
+        _prune(state, horizon)
+
+
+def _stamp(entry: list[Any]) -> str:
+    return entry[0]  # type: ignore[no-any-return]
+
+
+def _prune(state: SkuState, horizon: str) -> None:
+    """Drop the deltas stamped before `horizon`, keeping the others in order.
+
+    A fast SKU holds hundreds of deltas in COUNT_GRACE and prunes at every delta, one or two
+    at a time: filtering the whole list each time cost O(n) per event (97 µs/event at 50 sales
+    a second). Deltas mostly arrive in stamp order, and then the old ones are a prefix, found by
+    bisection; only a list holding late deltas is filtered (the same result either way)."""
+    recent = state.recent
+    if recent[0][0] >= horizon and state._recent_sorted:
+        return
+    if state._recent_sorted is None:
+        state._recent_sorted = _in_order(recent)
+    if state._recent_sorted:
+        del recent[: bisect_left(recent, horizon, key=_stamp)]
+    else:
+        state.recent = kept = [r for r in recent if r[0] >= horizon]
+        state._recent_sorted = _in_order(kept)
+
+
+def _in_order(recent: list[list[Any]]) -> bool:
+    return all(a[0] <= b[0] for a, b in pairwise(recent))
 
 
 def _count(state: SkuState, loc: str, qty: int, stamp: str) -> None:
