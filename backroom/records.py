@@ -7,6 +7,7 @@ with a reason a person can act on; the worker sends that reason to `dead-letter`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar, cast
 
@@ -272,7 +273,7 @@ def _validate(record_type: type[R], data: dict[str, Any]) -> R:
     return validated(record_type, data)
 
 
-def validated(record_type: type[R], data: dict[str, Any]) -> R:
+def validated(record_type: type[R], data: Mapping[str, Any]) -> R:
     """`record_type.model_validate(data)`: the same validator and checks, without pydantic's
     Python wrapper around it, which cost about as much as validating a small record (~1 µs a
     call with pydantic 2.14). The worker validates several records per event."""
