@@ -20,7 +20,7 @@ the next count corrects.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import math
 from bisect import bisect_left
@@ -106,14 +106,16 @@ class SeenIds:
         self.buf = (self.buf + d)[-limit * self.WIDTH :]
         return True
 
+    # binascii is what base64.b64encode/b64decode call (same output, the same non-strict
+    # decoding), without their Python wrappers: once per key and batch each way.
     def encode(self) -> str:
-        return base64.b64encode(self.buf).decode("ascii")
+        return binascii.b2a_base64(self.buf, newline=False).decode("ascii")
 
     @classmethod
     def decode(cls, data: str | list[str]) -> SeenIds:
         if isinstance(data, list):  # the table format before digests: a list of event_ids
             return cls(b"".join(cls.digest(event_id) for event_id in data))
-        return cls(base64.b64decode(data))
+        return cls(binascii.a2b_base64(data))
 
 
 @dataclass
