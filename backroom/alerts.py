@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from backroom.demand.reorder import order_quantity
-from backroom.records import Alert, AlertType, InventoryState, Severity
+from backroom.records import Alert, AlertType, InventoryState, Severity, validated
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
@@ -357,7 +357,7 @@ class AlertEngine:
         return self._evaluate(book, InventoryState.model_validate(_revive(book.last_state)))
 
     def _evaluate(self, book: AlertBook, state: InventoryState) -> list[Alert]:
-        ts = state.ts.isoformat()
+        ts: str | None = None  # the stamp of an alert opened now; most states open none
         if book.orders:
             # A delivery is due at its ETA; after a grace the receive scan is in the quantities.
             cutoff = state.ts - timedelta(hours=self.order_grace_hours)
@@ -382,6 +382,7 @@ class AlertEngine:
                 out.append(self._alert(state, type_, current["alert_id"], "resolved", current["severity"],
                                        f"Resolved: {current['message']}", "none", _base_evidence(state)))
             elif current is None:
+                ts = ts or state.ts.isoformat()
                 aid = alert_id(state.store_id, state.sku, type_, ts)
                 book.open[type_] = {"alert_id": aid, "opened": ts, "severity": cond.severity,
                                     "message": cond.message, "action_key": cond.action_key}
@@ -399,7 +400,8 @@ class AlertEngine:
     @staticmethod
     def _alert(state: InventoryState, type_: str, aid: str, status: str, severity: str, message: str,
                action: str, evidence: dict[str, Any]) -> Alert:
-        return Alert.model_validate(
+        return validated(
+            Alert,
             {
                 "alert_id": aid,
                 "ts": state.ts,

@@ -20,16 +20,18 @@ the next count corrects.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from backroom.demand.reorder import ReorderPolicy, reorder_levels
 from backroom.demand.tracker import DemandConfig, DemandTracker
-from backroom.records import CatalogSku, InventoryState, Sale, Scan
+from backroom.records import CatalogSku, InventoryState, Sale, Scan, validated
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,9 @@ class SeenIds:
         return hashlib.blake2b(event_id.encode(), digest_size=SeenIds.WIDTH).digest()
 
     def __contains__(self, event_id: object) -> bool:
-        if not isinstance(event_id, str):
-            return False
-        d = self.digest(event_id)
+        return isinstance(event_id, str) and self._holds(self.digest(event_id))
+
+    def _holds(self, d: bytes) -> bool:
         i = self.buf.find(d)
         while i != -1:  # a match must start on a digest boundary
             if i % self.WIDTH == 0:
@@ -96,14 +98,24 @@ class SeenIds:
     def add(self, event_id: str, limit: int) -> None:
         self.buf = (self.buf + self.digest(event_id))[-limit * self.WIDTH :]
 
+    def add_new(self, event_id: str, limit: int) -> bool:
+        """`add` unless already in the window (then False): `in` + `add`, hashing the id once."""
+        d = self.digest(event_id)
+        if self._holds(d):
+            return False
+        self.buf = (self.buf + d)[-limit * self.WIDTH :]
+        return True
+
+    # binascii is what base64.b64encode/b64decode call (same output, the same non-strict
+    # decoding), without their Python wrappers: once per key and batch each way.
     def encode(self) -> str:
-        return base64.b64encode(self.buf).decode("ascii")
+        return binascii.b2a_base64(self.buf, newline=False).decode("ascii")
 
     @classmethod
     def decode(cls, data: str | list[str]) -> SeenIds:
         if isinstance(data, list):  # the table format before digests: a list of event_ids
             return cls(b"".join(cls.digest(event_id) for event_id in data))
-        return cls(base64.b64decode(data))
+        return cls(binascii.a2b_base64(data))
 
 
 @dataclass
@@ -126,6 +138,8 @@ class SkuState:
     recent: list[list[Any]] = field(default_factory=list)
     seen: SeenIds = field(default_factory=SeenIds)
     demand: DemandRate = field(default_factory=DemandRate)
+    # Whether `recent` is in stamp order (None: not checked since loading). Not stored.
+    _recent_sorted: bool | None = field(default=None, repr=False, compare=False)
 
     # --- (de)serialisation for the Faust table -----------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -177,10 +191,7 @@ class InventoryBook:
 
     def _remember(self, state: SkuState, event_id: str) -> bool:
         """False when the event was already applied (a redelivery)."""
-        if event_id in state.seen:
-            return False
-        state.seen.add(event_id, self.dedup_window)
-        return True
+        return state.seen.add_new(event_id, self.dedup_window)
 
     def apply(self, state: SkuState, event: Sale | Scan) -> bool:
         """Apply one event; returns False (and changes nothing) for a repeated event_id."""
@@ -252,11 +263,41 @@ def _delta(state: SkuState, loc: str, qty: int, stamp: str) -> None:
         state.shelf_qty += qty
     else:
         state.backroom_qty += qty
-    state.recent.append([stamp, loc, qty])
-    if len(state.recent) > RECENT_PRUNE_AT:  # pruning per event would cost more than it saves
+    recent = state.recent
+    if recent and stamp < recent[-1][0]:
+        state._recent_sorted = False  # a late delta
+    recent.append([stamp, loc, qty])
+    if len(recent) > RECENT_PRUNE_AT:  # pruning per event would cost more than it saves
         newest = max(stamp, state.ts or stamp)
         horizon = (datetime.fromisoformat(newest) - COUNT_GRACE).astimezone(UTC).isoformat()
-        state.recent = [r for r in state.recent if r[0] >= horizon]
+        _prune(state, horizon)
+
+
+def _stamp(entry: list[Any]) -> str:
+    return entry[0]  # type: ignore[no-any-return]
+
+
+def _prune(state: SkuState, horizon: str) -> None:
+    """Drop the deltas stamped before `horizon`, keeping the others in order.
+
+    A fast SKU holds hundreds of deltas in COUNT_GRACE and prunes at every delta, one or two
+    at a time: filtering the whole list each time cost O(n) per event (97 µs/event at 50 sales
+    a second). Deltas mostly arrive in stamp order, and then the old ones are a prefix, found by
+    bisection; only a list holding late deltas is filtered (the same result either way)."""
+    recent = state.recent
+    if recent[0][0] >= horizon and state._recent_sorted:
+        return
+    if state._recent_sorted is None:
+        state._recent_sorted = _in_order(recent)
+    if state._recent_sorted:
+        del recent[: bisect_left(recent, horizon, key=_stamp)]
+    else:
+        state.recent = kept = [r for r in recent if r[0] >= horizon]
+        state._recent_sorted = _in_order(kept)
+
+
+def _in_order(recent: list[list[Any]]) -> bool:
+    return all(a[0] <= b[0] for a, b in pairwise(recent))
 
 
 def _count(state: SkuState, loc: str, qty: int, stamp: str) -> None:
@@ -297,28 +338,31 @@ def to_inventory_state(state: SkuState, params: SkuParams, demand_per_hour: floa
     levels = None
     if policy is not None and when is not None:
         levels = reorder_levels(d, when, params.lead_time_hours, policy)
-    assert state.ts is not None
-    return InventoryState(
-        ts=datetime.fromisoformat(state.ts),
-        store_id=state.store_id,
-        sku=state.sku,
-        shelf_qty=shelf,
-        backroom_qty=backroom,
-        shelf_capacity=params.shelf_capacity,
-        vision_fill=state.vision_fill,
-        demand_per_hour=round(rate, 4),
-        hours_to_shelf_out=shelf_out,
-        hours_to_stockout=stockout,
-        on_order=state.on_order,
-        category=params.category,
-        min_shelf_qty=params.min_shelf_qty,
-        catalog_missing=True if params.missing else None,
-        last_event_id=state.last_event_id,
-        version=state.version,
-        lead_time_hours=params.lead_time_hours if levels else None,
-        case_pack=params.case_pack if levels else None,
-        lead_time_demand=levels.lead_time_demand if levels else None,
-        safety_stock=levels.safety_stock if levels else None,
-        reorder_point=levels.reorder_point if levels else None,
-        order_up_to=levels.order_up_to if levels else None,
+    assert when is not None  # a state is published only once an event has stamped it
+    return validated(
+        InventoryState,
+        {
+            "ts": when,
+            "store_id": state.store_id,
+            "sku": state.sku,
+            "shelf_qty": shelf,
+            "backroom_qty": backroom,
+            "shelf_capacity": params.shelf_capacity,
+            "vision_fill": state.vision_fill,
+            "demand_per_hour": round(rate, 4),
+            "hours_to_shelf_out": shelf_out,
+            "hours_to_stockout": stockout,
+            "on_order": state.on_order,
+            "category": params.category,
+            "min_shelf_qty": params.min_shelf_qty,
+            "catalog_missing": True if params.missing else None,
+            "last_event_id": state.last_event_id,
+            "version": state.version,
+            "lead_time_hours": params.lead_time_hours if levels else None,
+            "case_pack": params.case_pack if levels else None,
+            "lead_time_demand": levels.lead_time_demand if levels else None,
+            "safety_stock": levels.safety_stock if levels else None,
+            "reorder_point": levels.reorder_point if levels else None,
+            "order_up_to": levels.order_up_to if levels else None,
+        },
     )

@@ -7,8 +7,9 @@ with a reason a person can act on; the worker sends that reason to `dead-letter`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 import orjson
 from pydantic import (
@@ -261,14 +262,22 @@ def decode(record_type: type[R], raw: bytes | str | None, max_bytes: int = 65536
 
 def _validate(record_type: type[R], data: dict[str, Any]) -> R:
     # JSON has no datetime type: parse ISO strings in lax mode for `ts`, strict for the rest, so
-    # "3" is not silently accepted as a quantity.
-    if "ts" in data and isinstance(data["ts"], str):
-        data = dict(data)
+    # "3" is not silently accepted as a quantity. `data` is decode's own (fresh from orjson), so
+    # `ts` is replaced in place.
+    ts = data.get("ts")
+    if isinstance(ts, str):
         try:
-            data["ts"] = datetime.fromisoformat(data["ts"].replace("Z", "+00:00"))
+            data["ts"] = datetime.fromisoformat(ts.replace("Z", "+00:00"))
         except ValueError:
-            raise InvalidEvent(f"ts: unparseable timestamp {data['ts'][:40]!r}") from None
-    return record_type.model_validate(data)
+            raise InvalidEvent(f"ts: unparseable timestamp {ts[:40]!r}") from None
+    return validated(record_type, data)
+
+
+def validated(record_type: type[R], data: Mapping[str, Any]) -> R:
+    """`record_type.model_validate(data)`: the same validator and checks, without pydantic's
+    Python wrapper around it, which cost about as much as validating a small record (~1 µs a
+    call with pydantic 2.14). The worker validates several records per event."""
+    return cast(R, record_type.__pydantic_validator__.validate_python(data))
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import random
+from datetime import UTC, datetime, timedelta
+
 import orjson
 
-from backroom.inventory import InventoryBook, SeenIds, SkuParams, SkuState, to_inventory_state
+from backroom.inventory import (
+    COUNT_GRACE,
+    RECENT_PRUNE_AT,
+    InventoryBook,
+    SeenIds,
+    SkuParams,
+    SkuState,
+    _delta,
+    to_inventory_state,
+)
 from backroom.records import Sale, Scan, decode
 from tests.factories import sale, scan
 
@@ -160,3 +172,75 @@ def test_state_written_before_digests_still_dedups() -> None:
     data["seen"] = ["old-1", "old-0"]  # the table format of earlier versions
     again = SkuState.from_dict(data)
     assert "old-1" in again.seen and "old-0" in again.seen and len(again.seen) == 2
+
+
+def test_add_new_is_in_then_add() -> None:
+    seen = SeenIds()
+    assert seen.add_new("a", limit=2) and seen.add_new("b", limit=2)
+    assert not seen.add_new("a", limit=2) and len(seen) == 2
+    assert seen.add_new("c", limit=2) and "a" not in seen and "c" in seen
+    # Only whole digests count, as for `in`.
+    c = SeenIds.digest("c")
+    straddled = SeenIds(b"\x00" * 3 + c + b"\x00" * 5)
+    assert straddled.add_new("c", limit=8) and len(straddled) == 3
+
+
+class _RecentReference:
+    """`recent` as the original rule computes it: filter the whole list on every delta past
+    RECENT_PRUNE_AT, against the newest stamp seen."""
+
+    def __init__(self) -> None:
+        self.recent: list[list[object]] = []
+        self.newest: str | None = None
+
+    def add(self, stamp: str, loc: str, qty: int) -> None:
+        self.recent.append([stamp, loc, qty])
+        if len(self.recent) > RECENT_PRUNE_AT:
+            top = max(stamp, self.newest or stamp)
+            horizon = (datetime.fromisoformat(top) - COUNT_GRACE).astimezone(UTC).isoformat()
+            self.recent = [r for r in self.recent if r[0] >= horizon]
+        self.newest = stamp if self.newest is None or stamp > self.newest else self.newest
+
+
+def test_a_fast_skus_recent_deltas_stay_bounded_and_counts_stay_right() -> None:
+    # 10 sales a second for 40 minutes: only COUNT_GRACE of deltas are kept, pruned as they age.
+    book, state = InventoryBook(dedup_window=8), SkuState("S1", "A", shelf_qty=10**6)
+    t0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    n = 10 * 60 * 40
+    for i in range(n):
+        book.apply(state, Sale(event_id=f"s-{i}", ts=t0 + timedelta(seconds=i / 10), store_id="S1", sku="A", qty=1))
+    assert len(state.recent) == 10 * 60 * 30 + 1
+    assert state.recent[0][0] == (t0 + timedelta(seconds=(n - 1) / 10) - COUNT_GRACE).isoformat()
+    assert state.shelf_qty == 10**6 - n
+    # A count stamped 10 minutes ago keeps the sales after it (a late count, as designed).
+    count = Scan(event_id="c-1", ts=t0 + timedelta(minutes=30), store_id="S1", sku="A", kind="count",
+                 qty=40000, location="shelf")  # fmt: skip
+    book.apply(state, count)
+    assert state.shelf_qty == 40000 - (n - 1 - 10 * 60 * 30)
+    # The state round-trips through the table format, and keeps pruning after a reload.
+    again = SkuState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
+    assert again.recent == state.recent
+    book.apply(again, Sale(event_id="s-x", ts=t0 + timedelta(minutes=41), store_id="S1", sku="A", qty=1))
+    assert again.recent[0][0] >= (t0 + timedelta(minutes=11)).isoformat()
+
+
+def test_pruning_recent_deltas_matches_filtering_the_whole_list() -> None:
+    # In order, late deltas (unsorted lists), stamps with and without microseconds: the same
+    # deltas survive, in the same order, as filtering the whole list at every delta.
+    rng = random.Random(3)
+    t0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    for late_share in (0.0, 0.02, 0.3):
+        reference = _RecentReference()
+        t = t0
+        state = SkuState("S1", "A")
+        for i in range(3000):
+            t += timedelta(seconds=rng.choice([0.02, 0.5, 1, 7, 60]))
+            when = t - timedelta(minutes=rng.choice([1, 20, 45])) if rng.random() < late_share else t
+            stamp = when.isoformat()
+            loc = rng.choice(["shelf", "backroom"])
+            reference.add(stamp, loc, 1)
+            _delta(state, loc, 1, stamp)
+            state.ts = stamp if state.ts is None or stamp > state.ts else state.ts
+            if i % 500 == 499:  # a reload from the table: order not known
+                state = SkuState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
+            assert state.recent == reference.recent, (late_share, i)

@@ -6,6 +6,8 @@ from typing import Any
 from unittest.mock import patch
 
 import orjson
+import pytest
+from pydantic import ValidationError
 
 from backroom.processing import AlertProcessor, InventoryProcessor, RawMessage
 from backroom.settings import Settings
@@ -71,3 +73,19 @@ def test_alert_books_are_written_only_when_they_change(settings: Settings) -> No
             written.append(bool(ares.books))
     # First state writes the book; quiet sales in between do not; none of them open an alert.
     assert written[0] and not any(written[2:])
+
+
+def test_catalog_params_follow_the_entry(settings: Settings) -> None:
+    from tests.factories import catalog_entry
+
+    proc = InventoryProcessor(settings)
+    catalog = {"*:A": catalog_entry("A", shelf_capacity=20)}
+    first = proc.params(catalog.get, "S1", "A")
+    assert first.shelf_capacity == 20 and proc.params(catalog.get, "S1", "A") is first
+    catalog["*:A"] = catalog_entry("A", shelf_capacity=30)  # the entry is replaced
+    assert proc.params(catalog.get, "S1", "A").shelf_capacity == 30
+    catalog["S1:A"] = catalog_entry("A", shelf_capacity=0)  # invalid: raises every time
+    for _ in range(2):
+        with pytest.raises(ValidationError):
+            proc.params(catalog.get, "S1", "A")
+    assert proc.params(catalog.get, "S2", "A").shelf_capacity == 30

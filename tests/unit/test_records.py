@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from backroom.records import CatalogSku, InvalidEvent, Planogram, Sale, Scan, decode, json_schemas
 from tests.factories import catalog_entry, sale, scan
@@ -85,3 +86,19 @@ def test_catalog_and_schemas_cover_every_topic() -> None:
 
 def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
     assert decode(Sale, raw(sale(loyalty_id="X1"))).qty == 1
+
+
+def test_validated_is_model_validate() -> None:
+    # `validated` skips pydantic's wrapper, not its checks: same records, same errors.
+    from backroom.records import InventoryState, validated
+
+    good = {"ts": decode(Sale, raw(sale())).ts, "store_id": "S1", "sku": "A", "shelf_qty": 1,
+            "backroom_qty": 0, "shelf_capacity": 5, "demand_per_hour": 1, "version": 2}  # fmt: skip
+    assert validated(InventoryState, good) == InventoryState.model_validate(good)
+    assert validated(InventoryState, good).to_json() == InventoryState.model_validate(good).to_json()
+    for bad in ({**good, "shelf_qty": "1"}, {**good, "store_id": "S:1"}, {k: v for k, v in good.items() if k != "ts"}):
+        with pytest.raises(ValidationError) as fast:
+            validated(InventoryState, bad)
+        with pytest.raises(ValidationError) as slow:
+            InventoryState.model_validate(bad)
+        assert fast.value.errors() == slow.value.errors()
