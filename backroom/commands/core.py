@@ -99,7 +99,7 @@ def worker(loglevel: str = typer.Option("warning", help="faust log level")) -> N
     from faust import Worker
 
     from streams.app import create_app
-    from streams.runtime import settle_heap
+    from streams.runtime import settle_heap, young_collections_less_often
     from streams.topics import ensure_topics
 
     settings = get_settings()
@@ -114,6 +114,7 @@ def worker(loglevel: str = typer.Option("warning", help="faust log level")) -> N
     # every aiokafka/faust debug record is built and handled: ~10 % of the worker's CPU under load.
     runner.spinner = None
     settle_heap()  # the imports' objects, before the first event (streams/runtime.py)
+    young_collections_less_often()
     runner.execute_from_commandline()
 
 

@@ -89,3 +89,13 @@ def test_catalog_params_follow_the_entry(settings: Settings) -> None:
         with pytest.raises(ValidationError):
             proc.params(catalog.get, "S1", "A")
     assert proc.params(catalog.get, "S2", "A").shelf_capacity == 30
+
+
+def test_processing_bench_reports_every_phase() -> None:
+    from backroom.processing_bench import run
+
+    out = run(events=400, keys=20, batch=100)
+    assert out["events"] == 400 and out["keys"] == 20
+    assert out["events_per_s"] > 0
+    assert set(out["us_per_event"]) == {"process", "store", "alerts"}
+    assert all(v > 0 for v in out["us_per_event"].values())
