@@ -9,7 +9,8 @@ Rules (DESIGN.md section 3/4):
 - scan `move_to_shelf`: backroom → shelf, qty; scan `adjust`: ±qty at `location`;
 - scan `count`: absolute count at `location` as of its `ts`; deltas stamped at or before the
   latest count of a location are already in that count and are not applied again, and deltas
-  stamped after it that arrived first stay applied (remembered for COUNT_GRACE of event time);
+  stamped after it that arrived first stay applied (the last RECENT_MAX of them within
+  COUNT_GRACE of event time are remembered);
 - every event is applied at most once: its `event_id` is remembered in a bounded window.
 
 The quantities are signed ledgers, so sales and scans (two topics, no order between them)
@@ -250,9 +251,13 @@ class InventoryBook:
 
 
 # Deltas are remembered this long (event time) so a count that arrives late can keep the
-# deltas stamped after it; older deltas are pruned to keep the table value small.
+# deltas stamped after it; older deltas are pruned to keep the table value small. A fast SKU
+# keeps only its last RECENT_MAX of them: at 3 sales a minute the 30-minute window held ~90
+# (a 4.9 KB table value, written to the changelog at every batch, 10x a slow SKU's), so a
+# count is reconciled exactly when it is at most 30 minutes or 32 deltas late.
 COUNT_GRACE = timedelta(minutes=30)
 RECENT_PRUNE_AT = 24
+RECENT_MAX = 32
 
 
 def _delta(state: SkuState, loc: str, qty: int, stamp: str) -> None:
@@ -271,6 +276,11 @@ def _delta(state: SkuState, loc: str, qty: int, stamp: str) -> None:
         newest = max(stamp, state.ts or stamp)
         horizon = (datetime.fromisoformat(newest) - COUNT_GRACE).astimezone(UTC).isoformat()
         _prune(state, horizon)
+        if len(state.recent) > RECENT_MAX:
+            if not state._recent_sorted:
+                state.recent.sort(key=_stamp)  # stable: equal stamps keep their order
+                state._recent_sorted = True
+            del state.recent[:-RECENT_MAX]
 
 
 def _stamp(entry: list[Any]) -> str:

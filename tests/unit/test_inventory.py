@@ -9,6 +9,7 @@ import orjson
 
 from backroom.inventory import (
     COUNT_GRACE,
+    RECENT_MAX,
     RECENT_PRUNE_AT,
     InventoryBook,
     SeenIds,
@@ -199,29 +200,34 @@ class _RecentReference:
             top = max(stamp, self.newest or stamp)
             horizon = (datetime.fromisoformat(top) - COUNT_GRACE).astimezone(UTC).isoformat()
             self.recent = [r for r in self.recent if r[0] >= horizon]
+            if len(self.recent) > RECENT_MAX:
+                self.recent = sorted(self.recent, key=lambda r: str(r[0]))[-RECENT_MAX:]
         self.newest = stamp if self.newest is None or stamp > self.newest else self.newest
 
 
 def test_a_fast_skus_recent_deltas_stay_bounded_and_counts_stay_right() -> None:
-    # 10 sales a second for 40 minutes: only COUNT_GRACE of deltas are kept, pruned as they age.
+    # 10 sales a second for 40 minutes: only the last RECENT_MAX deltas are kept (COUNT_GRACE
+    # would hold 18,000 of them).
     book, state = InventoryBook(dedup_window=8), SkuState("S1", "A", shelf_qty=10**6)
     t0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
     n = 10 * 60 * 40
     for i in range(n):
         book.apply(state, Sale(event_id=f"s-{i}", ts=t0 + timedelta(seconds=i / 10), store_id="S1", sku="A", qty=1))
-    assert len(state.recent) == 10 * 60 * 30 + 1
-    assert state.recent[0][0] == (t0 + timedelta(seconds=(n - 1) / 10) - COUNT_GRACE).isoformat()
+    assert len(state.recent) == RECENT_MAX
+    assert state.recent[0][0] == (t0 + timedelta(seconds=(n - RECENT_MAX) / 10)).isoformat()
     assert state.shelf_qty == 10**6 - n
-    # A count stamped 10 minutes ago keeps the sales after it (a late count, as designed).
-    count = Scan(event_id="c-1", ts=t0 + timedelta(minutes=30), store_id="S1", sku="A", kind="count",
-                 qty=40000, location="shelf")  # fmt: skip
+    # A count 2 s late (20 sales stamped after it already applied) keeps exactly those sales.
+    count = Scan(event_id="c-1", ts=t0 + timedelta(seconds=(n - 21) / 10), store_id="S1", sku="A",
+                 kind="count", qty=40000, location="shelf")  # fmt: skip
     book.apply(state, count)
-    assert state.shelf_qty == 40000 - (n - 1 - 10 * 60 * 30)
-    # The state round-trips through the table format, and keeps pruning after a reload.
+    assert state.shelf_qty == 40000 - 20
+    # The state round-trips through the table format, and stays bounded after a reload.
     again = SkuState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
     assert again.recent == state.recent
-    book.apply(again, Sale(event_id="s-x", ts=t0 + timedelta(minutes=41), store_id="S1", sku="A", qty=1))
-    assert again.recent[0][0] >= (t0 + timedelta(minutes=11)).isoformat()
+    for i in range(100):
+        book.apply(again, Sale(event_id=f"s-x{i}", ts=t0 + timedelta(minutes=41, seconds=i), store_id="S1",
+                               sku="A", qty=1))  # fmt: skip
+    assert len(again.recent) == RECENT_MAX and again.shelf_qty == 40000 - 20 - 100
 
 
 def test_pruning_recent_deltas_matches_filtering_the_whole_list() -> None:
