@@ -4,8 +4,13 @@
     backroom bench soak --minutes 30 --rate 5000 --keys 100000 --json     # the issue's target
     backroom bench soak --minutes 3 --rate 2000 --json                      # a short check
 
-On a fresh topic prefix and app id: (1) start `backroom worker` as a subprocess and give every
-key one shelf count, so its tables hold all `keys` store×SKU states before the clock starts;
+On a fresh topic prefix and app id: (1) start `backroom worker` as a subprocess and pre-load
+every key with `fill` events (a shelf count, then sales; 64 by default, the dedup window) over
+the 80 minutes of event time before the paced phase, so its tables hold all `keys` store×SKU
+states at their steady-state size before the clock starts: full dedup windows and recent
+deltas, and a first demand model per key (the 06:00 bucket closes during the pre-load). RSS
+drift then measures what a soak is for, growth at steady state, not 100k windows filling
+(`--fill 1`, one count per key, shows that: +6 to +20 % in 3-minute runs);
 (2) produce POS sales and backroom scans at `rate` events/s for `minutes`, spread over the keys,
 while a sampler reads the worker's RSS (psutil, else /proc/PID/status) and the consumer group's
 lag (committed offsets vs end offsets, through the admin API) every `sample_s`; (3) stop
@@ -41,10 +46,10 @@ console = Console(stderr=True)
 T0 = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
 # Event time runs with the wall clock, as in a store: at a few events per key per hour, running
 # it faster would make every event close a demand bucket and retrain (far more work per event
-# than production sees). The paced phase starts at 07:13 after a pre-load at 06:00, so the
-# 06:00 buckets of all keys close two minutes in (15 min grace): the top-of-hour burst is in.
+# than production sees). The pre-load spans 06:00-07:20, so every key's 06:00 bucket closes in
+# it (at 07:15, after the 15-min grace) and its first model exists before the paced phase.
 SPEED = 1.0
-SOAK_START = T0 + timedelta(hours=1, minutes=13)
+SOAK_START = T0 + timedelta(hours=1, minutes=20)
 SOURCE_TOPICS = ("pos.sales", "backroom.scans", "shelf.observations")  # what the worker consumes
 
 
@@ -55,6 +60,7 @@ class SoakConfig:
     keys: int = 100_000
     stores: int = 50
     sample_s: float = 5.0
+    fill: int = 64  # pre-load events per key (1 = a single count)
     drain_timeout_s: float = 300.0
 
 
@@ -148,13 +154,21 @@ class Load:
         return topic, f"{store}:{sku}".encode(), orjson.dumps(value)
 
     async def preload(self, producer: Any) -> None:
-        """One shelf count per key, unpaced: the tables hold every key before the soak."""
-        ts = T0.isoformat()
+        """Per key, unpaced: a shelf count, then `fill - 1` sales spread up to SOAK_START. Key
+        by key, so the worker's batches hold many events of few keys and take it in quickly."""
+        fill = max(1, self.cfg.fill)
+        step = (SOAK_START - T0) / fill
+        stamps = [(T0 + step * j).isoformat() for j in range(fill)]
         for i in range(self.cfg.keys):
             store, sku = key_of(i, self.cfg.stores)
-            value = {"event_id": f"{self.run}-pre-{i}", "ts": ts, "store_id": store, "sku": sku,
-                     "kind": "count", "qty": 40, "location": "shelf"}  # fmt: skip
-            await producer.send(self.scans, key=f"{store}:{sku}".encode(), value=orjson.dumps(value))
+            key = f"{store}:{sku}".encode()
+            base = {"store_id": store, "sku": sku}
+            count = {"event_id": f"{self.run}-pre-{i}", "ts": stamps[0], **base,
+                     "kind": "count", "qty": 40 + fill, "location": "shelf"}  # fmt: skip
+            await producer.send(self.scans, key=key, value=orjson.dumps(count))
+            for j in range(1, fill):
+                sale = {"event_id": f"{self.run}-pre-{i}-{j}", "ts": stamps[j], **base, "qty": 1}
+                await producer.send(self.sales, key=key, value=orjson.dumps(sale))
         await producer.flush()
 
     async def paced(self, producer: Any, seconds: float) -> float:
@@ -243,7 +257,7 @@ async def bench_soak(settings: Settings, cfg: SoakConfig) -> dict[str, Any]:
                         f"worker log {log_path})")  # fmt: skip
             t_pre = time.perf_counter()
             await load.preload(producer)
-            if await wait_drained(probe, max(cfg.drain_timeout_s, cfg.keys / 50)) is None:
+            if await wait_drained(probe, max(cfg.drain_timeout_s, cfg.keys * cfg.fill / 1000)) is None:
                 raise RuntimeError(f"the worker did not take in the pre-load; see {log_path}")
             preload_s = time.perf_counter() - t_pre
             console.log(f"soak: tables hold {cfg.keys:,} keys after {preload_s:.0f}s; "
@@ -299,6 +313,7 @@ async def bench_soak(settings: Settings, cfg: SoakConfig) -> dict[str, Any]:
     rss_start, rss_end = steady[0]["rss_mb"], steady[-1]["rss_mb"]
     return {
         "minutes": cfg.minutes,
+        "fill": cfg.fill,
         "rate_eps": cfg.rate,
         "achieved_eps": round(achieved, 1),
         "events": load.sent,

@@ -41,6 +41,7 @@ def soak(
     keys: int = typer.Option(100_000, help="store×SKU keys in the worker's tables"),
     stores: int = typer.Option(50, help="stores the keys are spread over"),
     sample_s: float = typer.Option(5.0, help="seconds between RSS and lag samples"),
+    fill: int = typer.Option(64, help="pre-load events per key (count + sales) before the paced phase; 1 = one count"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Sustained load: consumer lag and worker RSS over time, then catch-up after a restart."""
@@ -49,7 +50,7 @@ def soak(
 
     settings = get_settings()
     require_broker(settings)
-    result = asyncio.run(bench_soak(settings, SoakConfig(minutes, rate, keys, stores, sample_s)))
+    result = asyncio.run(bench_soak(settings, SoakConfig(minutes, rate, keys, stores, sample_s, fill=fill)))
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 
