@@ -34,7 +34,7 @@ from backroom.records import CatalogSku, DeadLetter, InvalidEvent, Planogram, Re
 from backroom.settings import Settings
 from streams.batching import cadenced_batches
 from streams.metrics import Metrics, instrument
-from streams.runtime import settle_heap
+from streams.runtime import release_free_memory, settle_heap
 from streams.transport import BackroomApp, BulkHandler, StallWatch
 from streams.vision import VisionRunner
 
@@ -326,6 +326,7 @@ def create_app(settings: Settings) -> faust.App:
             await stall_watch.check(app.consumer, busy=bool(phases))
         except Exception as exc:  # a watchdog must not take the worker down
             log.warning("stall check failed: %r", exc)
+        release_free_memory()  # RSS follows the live heap, not its peak (streams/runtime.py)
 
     async def inventory_batch(topic: str, messages: Sequence[RawMessage]) -> None:
         stats["events"] += len(messages)
