@@ -28,7 +28,7 @@ from rich.console import Console
 
 from backroom.settings import Settings
 from producers.kafka import make_consumer, make_producer
-from streams.topics import ensure_topics
+from streams.topics import delete_run_topics, ensure_topics
 
 console = Console(stderr=True)
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -43,6 +43,7 @@ class BenchConfig:
     # Produced at the rate but not scored: the worker has just drained the pre-load, and the
     # figure is meant for steady state at the rate, not for the tail of that backlog.
     warmup_seconds: float = 5.0
+    keep_topics: bool = False  # leave the run's topics on the broker (they are deleted otherwise)
 
 
 def _sale(i: int, key_index: int, run: str, ts: datetime) -> tuple[bytes, bytes, str]:
@@ -254,6 +255,8 @@ async def bench_pipeline(settings: Settings, cfg: BenchConfig) -> dict[str, Any]
         lat = await _latency(settings, cfg, run)
     finally:
         stop_worker(worker)
+        if not cfg.keep_topics:
+            await delete_run_topics(settings)
     return {
         "events": cfg.events,
         "raw_consume_eps": round(raw_eps, 1),

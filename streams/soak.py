@@ -39,7 +39,7 @@ from rich.console import Console
 from backroom.settings import Settings
 from producers.kafka import make_consumer, make_producer
 from streams.bench import _start_worker, stop_worker
-from streams.topics import ensure_topics
+from streams.topics import delete_run_topics, ensure_topics
 
 log = logging.getLogger("backroom.soak")
 console = Console(stderr=True)
@@ -61,6 +61,7 @@ class SoakConfig:
     stores: int = 50
     sample_s: float = 5.0
     fill: int = 64  # pre-load events per key (1 = a single count)
+    keep_topics: bool = False  # leave the run's topics on the broker (~17 GB after 30 min at 3,000/s)
     drain_timeout_s: float = 300.0
 
 
@@ -306,6 +307,8 @@ async def bench_soak(settings: Settings, cfg: SoakConfig) -> dict[str, Any]:
     finally:
         stop_worker(worker)
         await producer.stop()
+        if not cfg.keep_topics:
+            await delete_run_topics(settings)
 
     warm = min(60.0, seconds / 10)
     during = [s for s in samples if s["t_s"] <= seconds] or samples
@@ -329,6 +332,7 @@ async def bench_soak(settings: Settings, cfg: SoakConfig) -> dict[str, Any]:
         "recovery_changelog_records": records,
         "store": settings.store,
         "partitions": settings.partitions,
+        "topic_prefix": settings.topic_prefix,
         "sample_s": cfg.sample_s,
         "samples": during,
     }

@@ -22,6 +22,7 @@ def pipeline(
     rate: float = typer.Option(2000.0, help="events/s for the latency phase"),
     seconds: float = typer.Option(20.0, help="length of the scored latency phase"),
     warmup: float = typer.Option(5.0, help="seconds produced at the rate before latency is scored"),
+    keep_topics: bool = typer.Option(False, help="leave the run's topics on the broker"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Worker events/s vs raw aiokafka consume in the same run; produce→state latency."""
@@ -30,7 +31,7 @@ def pipeline(
 
     settings = get_settings()
     require_broker(settings)
-    result = asyncio.run(bench_pipeline(settings, BenchConfig(events, keys, rate, seconds, warmup)))
+    result = asyncio.run(bench_pipeline(settings, BenchConfig(events, keys, rate, seconds, warmup, keep_topics)))
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 
@@ -42,6 +43,7 @@ def soak(
     stores: int = typer.Option(50, help="stores the keys are spread over"),
     sample_s: float = typer.Option(5.0, help="seconds between RSS and lag samples"),
     fill: int = typer.Option(64, help="pre-load events per key (count + sales) before the paced phase; 1 = one count"),
+    keep_topics: bool = typer.Option(False, help="leave the run's topics on the broker"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Sustained load: consumer lag and worker RSS over time, then catch-up after a restart."""
@@ -50,7 +52,7 @@ def soak(
 
     settings = get_settings()
     require_broker(settings)
-    result = asyncio.run(bench_soak(settings, SoakConfig(minutes, rate, keys, stores, sample_s, fill=fill)))
+    result = asyncio.run(bench_soak(settings, SoakConfig(minutes, rate, keys, stores, sample_s, fill=fill, keep_topics=keep_topics)))
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 

@@ -29,3 +29,18 @@ def test_a_small_soak_drains_restarts_and_reports_every_field(kafka_settings: Se
     assert out["recovery_s"] is not None and out["recovery_s"] > 0, out
     assert out["recovery_changelog_records"] >= cfg.keys  # every key has a changelog record
     assert out["events"] > 0 and out["lag_end"] >= 0
+    # The run's topics (sources, changelogs, Faust's internals) are gone from the broker.
+    left = asyncio.run(topics_named(kafka_settings, out["topic_prefix"], out["topic_prefix"].rstrip(".") + "-"))
+    assert left == [], left
+
+
+async def topics_named(settings: Settings, *prefixes: str) -> list[str]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await admin.start()
+    try:
+        return [t for t in await admin.list_topics() if t.startswith(prefixes)]
+    finally:
+        await admin.close()
+
