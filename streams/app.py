@@ -349,12 +349,16 @@ def create_app(settings: Settings) -> faust.App:
             messages = [RawMessage(topic, tp.partition, r.offset, r.key, r.value)
                         for tp, recs in records.items() for r in recs]  # fmt: skip
             name = (topic, 0)
-            for start in range(0, len(messages), size):
-                phases[name] = ("handling", time.monotonic())
-                await inventory_batch(topic, messages[start : start + size])
-            phases[name] = ("waiting for the broker", time.monotonic())
-            await durable()
-            phases.pop(name, None)
+            try:
+                for start in range(0, len(messages), size):
+                    phases[name] = ("handling", time.monotonic())
+                    await inventory_batch(topic, messages[start : start + size])
+                phases[name] = ("waiting for the broker", time.monotonic())
+                await durable()
+            finally:
+                # A failed batch (retried by the consumer) must not leave the stall watch
+                # thinking a batch is in flight for good.
+                phases.pop(name, None)
 
         return handle
 
