@@ -39,6 +39,8 @@ CATEGORIES = {
 HOUR_PROFILE = [0, 0, 0, 0, 0, 0, 0, 0.5, 0.8, 0.9, 1.0, 1.2, 1.5, 1.3, 1.0, 0.9, 1.1, 1.4, 1.6, 1.4, 1.0, 0.7, 0.4, 0]
 WEEKDAY_PROFILE = [0.9, 0.85, 0.9, 0.95, 1.1, 1.35, 1.15]
 RESTOCK_HOURS = (8, 13, 18)
+STORE_FACTOR = (0.7, 1.4)  # a store's demand relative to the chain's, drawn uniformly
+PLANOGRAM_DAYS = 1.0  # a shelf holds at least this many days of average demand (busy store)
 ORDER_HOUR = 6
 
 
@@ -138,25 +140,36 @@ class StoreSimulator:
         rng = self.rng
         skus: list[tuple[CatalogSku, float]] = []
         names = [(cat, item) for cat, items in CATEGORIES.items() for item in items]
+        hi = STORE_FACTOR[1]
+        day = sum(HOUR_PROFILE) * sum(WEEKDAY_PROFILE) / len(WEEKDAY_PROFILE)  # profile-hours a day
         for i in range(self.config.skus):
             cat, item = names[i % len(names)]
-            capacity = rng.choice([12, 16, 24, 24, 32, 48])
+            fixture = rng.choice([12, 16, 24, 24, 32, 48])  # the space a fixture gives any SKU
+            lead = float(rng.choice([24, 36, 48, 72]))
+            pack = rng.choice([6, 12, 12, 24])
+            cost = round(rng.uniform(0.5, 12.0), 2)
+            # Log-normal: a few fast movers, a long tail of slow ones.
+            rate = min(6.0, math.exp(rng.gauss(-0.3, 0.8)))
+            # Planogram: facings follow sales velocity. The shelf holds at least a day of average
+            # demand at a busy store (the top store factor) and a whole case pack, in steps of
+            # 4 units, and never less than the fixture's space. (Before, the capacity was drawn
+            # independently of the rate: a fast mover's full shelf lasted < 1 h at its peaks.)
+            capacity = max(fixture, pack, 4 * math.ceil(rate * hi * day * PLANOGRAM_DAYS / 4))
             entry = CatalogSku(
                 sku=f"SKU-{i + 1:04d}",
                 name=f"{item} {1 + i // len(names)}" if i >= len(names) else item,
                 category=cat,
                 shelf_capacity=capacity,
                 min_shelf_qty=max(2, capacity // 4),
-                lead_time_hours=float(rng.choice([24, 36, 48, 72])),
-                case_pack=rng.choice([6, 12, 12, 24]),
-                unit_cost=round(rng.uniform(0.5, 12.0), 2),
+                lead_time_hours=lead,
+                case_pack=pack,
+                unit_cost=cost,
                 aisle=f"A{1 + list(CATEGORIES).index(cat)}",
             )
-            # Log-normal: a few fast movers, a long tail of slow ones.
-            skus.append((entry, min(6.0, math.exp(rng.gauss(-0.3, 0.8)))))
+            skus.append((entry, rate))
         items = []
         for s in range(self.config.stores):
-            store_factor = rng.uniform(0.7, 1.4)
+            store_factor = rng.uniform(*STORE_FACTOR)
             for entry, rate in skus:
                 items.append(SimSku(f"S{s + 1:02d}", entry, rate * store_factor))
         return items

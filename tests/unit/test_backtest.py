@@ -91,3 +91,18 @@ def test_budgeted_rounds_fill_the_emptiest_shelves_within_the_budget() -> None:
     moved = [rounds(item, t) for item in sim.items]
     assert [m > 0 for m in moved] == [True, False, False, False]  # one move per round
     assert all(rounds(item, t + timedelta(minutes=30)) == 0 for item in sim.items)  # not a round
+
+
+def test_planogram_sizes_the_shelf_to_the_skus_sales_velocity() -> None:
+    # A shelf holds at least a day of average demand at the busiest store factor and a whole case
+    # pack (docs/demand.md, "Backtest"): a fast mover's full shelf outlasts the staff's reaction.
+    from backroom.simulation import HOUR_PROFILE, PLANOGRAM_DAYS, WEEKDAY_PROFILE
+
+    sim = StoreSimulator(SimConfig(stores=3, skus=20, days=1, seed=7))
+    day = sum(HOUR_PROFILE) * sum(WEEKDAY_PROFILE) / len(WEEKDAY_PROFILE)
+    for item in sim.items:
+        cap = item.catalog.shelf_capacity
+        assert cap >= item.catalog.case_pack and cap % 4 == 0
+        assert cap >= item.rate * day * PLANOGRAM_DAYS  # every store's factor is ≤ the top one
+        peak = item.rate * max(HOUR_PROFILE) * max(WEEKDAY_PROFILE)
+        assert cap >= 3 * peak  # a full shelf lasts ≥ 3 peak hours: 2 h warning + the reaction
