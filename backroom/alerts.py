@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from backroom.demand.reorder import order_quantity
+from backroom.demand.reorder import band_k, order_quantity
 from backroom.records import Alert, AlertType, InventoryState, Severity, validated
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -92,8 +92,8 @@ def dynamic_shelf_min(s: InventoryState, hours: float) -> float | None:
     D, the mean demand over `hours`: the mean projection says the shelf lasts
     `hours_to_shelf_out` (a walk over the hourly forecast), so D ≈ shelf · hours / that (the
     rate of the walk), and at least the next hour's `demand_per_hour`. k = z·sqrt(phi), the
-    forecast's band: the reorder levels carry it (safety stock = z·sqrt(phi·lead-time demand)),
-    else DEFAULT_BAND_K. None without a projection (no demand forecast)."""
+    forecast's band: the reorder levels carry it (safety stock = z·sqrt(phi·D_L·(1 + D_L/H)),
+    `reorder.band_k`), else DEFAULT_BAND_K. None without a projection (no demand forecast)."""
     if s.hours_to_shelf_out is None:
         return None
     rate = s.demand_per_hour or 0.0
@@ -104,7 +104,7 @@ def dynamic_shelf_min(s: InventoryState, hours: float) -> float | None:
         return None
     k = DEFAULT_BAND_K
     if s.safety_stock is not None and s.lead_time_demand:
-        k = s.safety_stock / math.sqrt(s.lead_time_demand)
+        k = band_k(s.safety_stock, s.lead_time_demand)
     return mean + k * math.sqrt(mean)
 
 

@@ -27,10 +27,29 @@ class DemandView(Protocol):
     def demand_over(self, ts: datetime, hours: float) -> tuple[float, float]: ...
 
 
+# The forecast's level errs too, not only its hourly noise: a level error with a coefficient of
+# variation c adds (c·D)² to the variance of a demand sum D, i.e. var = phi·D·(1 + D/H) with
+# H = phi/c². H is in units of demand: sums well under H are Poisson-like, sums of H units and
+# more carry the level error (H 45 at phi 1: c 15 %). The alert rules read the forecast band back
+# from the state's safety stock with the same H (`band_k`).
+LEVEL_UNITS = 45.0
+
+
 @dataclass(frozen=True)
 class ReorderPolicy:
     z: float = 1.65
     order_cycle_hours: float = 24.0
+    level_units: float = LEVEL_UNITS  # H above; 0 = Poisson variance only (before)
+
+
+def with_level_error(mean: float, var: float, level_units: float = LEVEL_UNITS) -> float:
+    """The variance of a demand sum with the forecast's level error: var · (1 + mean/H)."""
+    return var * (1 + max(mean, 0.0) / level_units) if level_units > 0 else var
+
+
+def band_k(safety_stock: float, lead_time_demand: float, level_units: float = LEVEL_UNITS) -> float:
+    """z·sqrt(phi), read back from reorder levels: safety stock = z·sqrt(phi·D·(1 + D/H))."""
+    return safety_stock / math.sqrt(with_level_error(lead_time_demand, lead_time_demand, level_units))
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,8 @@ def reorder_levels(demand: DemandView, ts: datetime, lead_time_hours: float,
                    policy: ReorderPolicy) -> ReorderLevels:
     mean_l, var_l = demand.demand_over(ts, lead_time_hours)
     mean_s, var_s = demand.demand_over(ts, lead_time_hours + policy.order_cycle_hours)
+    var_l = with_level_error(mean_l, var_l, policy.level_units)
+    var_s = with_level_error(mean_s, var_s, policy.level_units)
     safety = policy.z * math.sqrt(max(var_l, 0.0))
     up_to = mean_s + policy.z * math.sqrt(max(var_s, 0.0))
     return ReorderLevels(

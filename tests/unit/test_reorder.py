@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from backroom.alerts import AlertBook, AlertEngine
-from backroom.demand.reorder import ReorderPolicy, order_quantity, reorder_levels
+from backroom.demand.reorder import (
+    LEVEL_UNITS,
+    ReorderPolicy,
+    band_k,
+    order_quantity,
+    reorder_levels,
+)
 from backroom.demand.tracker import DemandTracker
 from backroom.records import InventoryState
 
@@ -28,12 +34,29 @@ def flat_tracker(rate: float, dispersion: float = 1.0) -> DemandTracker:
 
 def test_reorder_point_is_lead_time_demand_plus_z_sigma_sqrt_l() -> None:
     rate, lead, z, cycle = 2.0, 36.0, 1.65, 24.0
-    lv = reorder_levels(flat_tracker(rate), T0, lead, ReorderPolicy(z=z, order_cycle_hours=cycle))
+    # level_units 0: Poisson variance only (no level error), the textbook formula.
+    lv = reorder_levels(flat_tracker(rate), T0, lead, ReorderPolicy(z=z, order_cycle_hours=cycle, level_units=0))
     sigma = math.sqrt(rate)  # Poisson: hourly variance = rate
     assert lv.lead_time_demand == pytest.approx(rate * lead)
     assert lv.safety_stock == pytest.approx(z * sigma * math.sqrt(lead), abs=0.01)
     assert lv.reorder_point == pytest.approx(rate * lead + z * sigma * math.sqrt(lead), abs=0.01)
     assert lv.order_up_to == pytest.approx(rate * (lead + cycle) + z * sigma * math.sqrt(lead + cycle), abs=0.01)
+
+
+def test_safety_stock_carries_the_forecasts_level_error() -> None:
+    # var = phi·D·(1 + D/H): a relative level error sqrt(phi/H) on top of the Poisson noise.
+    rate, lead, z = 2.0, 36.0, 1.65
+    d = rate * lead
+    lv = reorder_levels(flat_tracker(rate), T0, lead, ReorderPolicy(z=z))
+    assert lv.safety_stock == pytest.approx(z * math.sqrt(d * (1 + d / LEVEL_UNITS)), abs=0.01)
+    assert lv.reorder_point == pytest.approx(d + lv.safety_stock, abs=0.01)
+    # A small sum is Poisson-like; a large one's safety stock grows like D, not sqrt(D).
+    small = reorder_levels(flat_tracker(0.05), T0, 24, ReorderPolicy(z=z))
+    assert small.safety_stock == pytest.approx(z * math.sqrt(1.2), rel=0.03)
+    # The alert rules read z·sqrt(phi) back from the state (dynamic shelf minimum).
+    for phi in (1.0, 2.5):
+        lv = reorder_levels(flat_tracker(rate, phi), T0, lead, ReorderPolicy(z=z))
+        assert band_k(lv.safety_stock, lv.lead_time_demand) == pytest.approx(z * math.sqrt(phi), rel=1e-3)
 
 
 def test_overdispersion_widens_the_safety_stock() -> None:
@@ -141,9 +164,10 @@ def test_restock_shelf_is_raised_ahead_and_does_not_flap() -> None:
 
 def test_restock_shelf_band_comes_from_the_reorder_levels() -> None:
     st = States()
-    # safety stock / sqrt(lead-time demand) = z·sqrt(phi): a wild SKU (phi 4) opens earlier.
-    calm = dict(lead_time_demand=48.0, safety_stock=1.65 * math.sqrt(48.0))
-    wild = dict(lead_time_demand=48.0, safety_stock=1.65 * math.sqrt(4 * 48.0))
+    # safety stock = z·sqrt(phi·D·(1 + D/H)) gives back k = z·sqrt(phi): a wild SKU (phi 4) opens earlier.
+    level = 1 + 48.0 / LEVEL_UNITS
+    calm = dict(lead_time_demand=48.0, safety_stock=1.65 * math.sqrt(48.0 * level))
+    wild = dict(lead_time_demand=48.0, safety_stock=1.65 * math.sqrt(4 * 48.0 * level))
     alerts, _ = run([st(12, 30, hours_to_shelf_out=4.0, **calm)])
     assert not of(alerts, "RESTOCK_SHELF")  # 6 + 1.65·2.45 = 10 < 12
     alerts, _ = run([st(12, 30, hours_to_shelf_out=4.0, **wild)])
