@@ -40,7 +40,7 @@ HOUR_PROFILE = [0, 0, 0, 0, 0, 0, 0, 0.5, 0.8, 0.9, 1.0, 1.2, 1.5, 1.3, 1.0, 0.9
 WEEKDAY_PROFILE = [0.9, 0.85, 0.9, 0.95, 1.1, 1.35, 1.15]
 RESTOCK_HOURS = (8, 13, 18)
 STORE_FACTOR = (0.7, 1.4)  # a store's demand relative to the chain's, drawn uniformly
-PLANOGRAM_DAYS = 1.0  # a shelf holds at least this many days of average demand (busy store)
+PLANOGRAM_DAYS = 1.0  # a shelf holds at least this many days of average sales (busy store)
 ORDER_HOUR = 6
 
 
@@ -151,7 +151,7 @@ class StoreSimulator:
             # Log-normal: a few fast movers, a long tail of slow ones.
             rate = min(6.0, math.exp(rng.gauss(-0.3, 0.8)))
             # Planogram: facings follow sales velocity. The shelf holds at least a day of average
-            # demand at a busy store (the top store factor) and a whole case pack, in steps of
+            # sales at a busy store (the top store factor) and a whole case pack, in steps of
             # 4 units, and never less than the fixture's space. (Before, the capacity was drawn
             # independently of the rate: a fast mover's full shelf lasted < 1 h at its peaks.)
             capacity = max(fixture, pack, 4 * math.ceil(rate * hi * day * PLANOGRAM_DAYS / 4))

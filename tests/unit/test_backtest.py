@@ -94,7 +94,7 @@ def test_budgeted_rounds_fill_the_emptiest_shelves_within_the_budget() -> None:
 
 
 def test_planogram_sizes_the_shelf_to_the_skus_sales_velocity() -> None:
-    # A shelf holds at least a day of average demand at the busiest store factor and a whole case
+    # A shelf holds at least a day of average sales at the busiest store factor and a whole case
     # pack (docs/demand.md, "Backtest"): a fast mover's full shelf outlasts the staff's reaction.
     from backroom.simulation import HOUR_PROFILE, PLANOGRAM_DAYS, WEEKDAY_PROFILE
 
