@@ -292,9 +292,8 @@ class AlertProcessor:
     def _changed_books(books: dict[str, AlertBook], stored: dict[str, dict[str, Any] | None],
                        result: AlertResult) -> None:  # fmt: skip
         for k, b in books.items():
-            value = b.to_dict()
-            if _book_changed(stored[k], value):
-                result.books[k] = value
+            if _book_changed(stored[k], b):
+                result.books[k] = b.to_dict()
 
     def _apply(self, record: InventoryState | ShelfObservation,
                books: dict[str, AlertBook], stored: dict[str, dict[str, Any] | None],
@@ -327,11 +326,12 @@ class AlertProcessor:
 BOOK_REFRESH = 64
 
 
-def _book_changed(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+def _book_changed(before: dict[str, Any] | None, after: AlertBook) -> bool:
     if before is None:
         return True
-    if after["last_version"] - before.get("last_version", -1) >= BOOK_REFRESH:
+    if after.last_version - before.get("last_version", -1) >= BOOK_REFRESH:
         return True
-    quiet = ("last_version", "last_state")
-    return any(after.get(f) != before.get(f) for f in after if f not in quiet)
-
+    # `last_state` and `last_version` are quiet: they change with every state.
+    return (after.open != before.get("open", {}) or after.gap_streak != before.get("gap_streak", 0)
+            or after.last_observation != before.get("last_observation")
+            or after.frames != before.get("frames", []) or after.orders != before.get("orders", []))  # fmt: skip

@@ -75,6 +75,25 @@ def test_alert_books_are_written_only_when_they_change(settings: Settings) -> No
     assert written[0] and not any(written[2:])
 
 
+def test_a_severity_update_is_written_to_the_book(settings: Settings) -> None:
+    # Books round-trip through JSON as in the changelog: a severity changed in place in the
+    # loaded book was not seen as a change, never written, and re-sent as an update every state.
+    inv, alerts = InventoryProcessor(settings), AlertProcessor(settings)
+    table: dict[str, Any] = {}
+    stored: dict[str, bytes] = {}
+    sent: list[Any] = []
+    events = [scan("receive", 100), scan("move_to_shelf", 6)] + [sale(minutes=1 + i) for i in range(9)]
+    for i, ev in enumerate(events):
+        topic = "backroom.scans" if "kind" in ev else "pos.sales"
+        res = run(inv, table, [RawMessage(topic, 0, i, key(ev).encode(), orjson.dumps(ev))])
+        ares = alerts.on_states(res.published, lambda k: orjson.loads(stored[k]) if k in stored else None)
+        stored.update({k: orjson.dumps(v) for k, v in ares.books.items()})
+        sent += [(a.type, a.status, a.severity) for a in ares.alerts if a.type == "RESTOCK_SHELF"]
+    assert sent[0][1] == "open" and sent[-1] == ("RESTOCK_SHELF", "update", "high")
+    assert sum(s[1] == "update" and s[2] == "high" for s in sent) == 1
+    assert orjson.loads(stored["S1:A"])["open"]["RESTOCK_SHELF"]["severity"] == "high"
+
+
 def test_catalog_params_follow_the_entry(settings: Settings) -> None:
     from tests.factories import catalog_entry
 
