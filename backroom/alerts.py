@@ -185,19 +185,27 @@ def _hours_between(a: datetime, b: str) -> float:
 
 def stockout_risk(ctx: AlertContext, is_open: bool) -> Condition | None:
     """Shelf and backroom together run out (walking the forecast) within the horizon, and no
-    order placed by a REORDER alert is due before that moment."""
+    order placed by a REORDER alert is on the shelf before that moment (its ETA plus the staff's
+    reaction time: a delivery lands in the backroom, and the shelf can empty before anyone
+    moves it). An open risk stays open through the records reaching zero (OUT_OF_STOCK opens
+    then): records drift from the shelf, and the order or expedite it asks for is still due."""
     s = ctx.state
     hours = s.hours_to_stockout
-    if s.shelf_qty + s.backroom_qty <= 0 or hours is None:
-        return None  # empty now is OUT_OF_STOCK's; no projection, no risk claimed
+    records_empty = s.shelf_qty + s.backroom_qty <= 0
+    if records_empty:
+        if not is_open:
+            return None  # empty now is OUT_OF_STOCK's
+        hours = 0.0  # held open until stock is recorded again (a receive, a move, a count)
+    if hours is None:
+        return None  # no projection, no risk claimed
     # Opens when the stock runs out within the horizon even if demand comes in a quarter below
     # the forecast (a 48-h sum errs by its level, not only by Poisson noise: a projection at
     # the horizon's edge is a coin flip). Hysteresis: resolves a quarter beyond the horizon.
     if hours > ctx.horizon_hours * (1.25 if is_open else 1.0 - STOCKOUT_DEMAND_MARGIN):
         return None
     arriving = sorted(_hours_between(s.ts, o["eta"]) for o in ctx.pending_orders)
-    if arriving and arriving[0] <= hours:
-        return None  # a delivery lands before the stock runs out
+    if arriving and arriving[0] + ctx.staff_reaction_hours <= hours:
+        return None  # a delivery is on the shelf before the stock runs out
     severity: Severity = "high" if hours <= 8 else "medium" if hours <= 24 else "low"
     evidence = _base_evidence(s) | {
         "hours_to_stockout": hours,
@@ -210,12 +218,14 @@ def stockout_risk(ctx: AlertContext, is_open: bool) -> Condition | None:
         action = f"expedite the open order of {s.sku}: it is due in {arriving[0]:.0f} h, stock lasts {hours:.0f} h"
     else:
         action = f"order {s.sku} now: stock lasts about {hours:.0f} h at the forecast demand"
+    if records_empty:
+        message = f"{s.sku} in store {s.store_id}: the records say shelf and backroom are empty"
+    else:
+        message = (f"{s.sku} in store {s.store_id} is projected to run out in {hours:.1f} h "
+                   f"(shelf {s.shelf_qty}, backroom {s.backroom_qty})")
     return Condition(
         severity=severity,
-        message=(
-            f"{s.sku} in store {s.store_id} is projected to run out in {hours:.1f} h "
-            f"(shelf {s.shelf_qty}, backroom {s.backroom_qty})"
-        ),
+        message=message,
         action=action,
         evidence=evidence,
         action_key=severity,

@@ -150,6 +150,32 @@ def test_stockout_risk_is_covered_by_an_order_due_before_the_stock_runs_out() ->
     assert reorder.severity == "high"
 
 
+def test_stockout_risk_needs_the_delivery_on_the_shelf_before_the_stock_runs_out() -> None:
+    st = States()
+    # ETA +24 h, staff reaction 2 h: stock lasting 25 h is not covered (the delivery lands in
+    # the backroom at 24 h, the shelf empties before anyone moves it); 26 h is.
+    alerts, _ = run([st(10, 5, hours_to_stockout=25)])
+    assert of(alerts, "STOCKOUT_RISK")[0][0] == "open"
+    alerts, _ = run([st(10, 5, hours_to_stockout=26)])
+    assert of(alerts, "REORDER")[0][0] == "open" and not of(alerts, "STOCKOUT_RISK")
+
+
+def test_stockout_risk_stays_open_through_the_records_reaching_zero() -> None:
+    st = States()
+    no_levels = {"reorder_point": None, "order_up_to": None}
+    # Open at 6 h; the records reach zero (OUT_OF_STOCK opens) while the real shelf may still
+    # hold units: the risk stays open (high) until stock is recorded again and lasts.
+    alerts, _ = run([st(3, 0, hours_to_stockout=6, **no_levels),
+                        st(0, 0, hours_to_stockout=0, **no_levels),
+                        st(0, 30, hours_to_stockout=80, **no_levels)])  # fmt: skip
+    kinds = [(a.type, a.status) for a in alerts if a.type != "RESTOCK_SHELF"]
+    assert kinds == [("STOCKOUT_RISK", "open"), ("OUT_OF_STOCK", "open"), ("OUT_OF_STOCK", "resolved"),
+                     ("STOCKOUT_RISK", "resolved")]  # fmt: skip
+    # Never opened on an empty record: that is OUT_OF_STOCK's alone.
+    alerts, _ = run([st(0, 0, hours_to_stockout=0, **no_levels)])
+    assert [(a.type, a.status) for a in alerts] == [("OUT_OF_STOCK", "open")]
+
+
 def test_restock_shelf_is_raised_ahead_and_does_not_flap() -> None:
     st = States()
     # Shelf 15, well above its minimum all along. Demand over the 2-h reaction at the walk's
