@@ -11,8 +11,9 @@ from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
-from streams.transport import StallWatch, _finish
+from streams.transport import KeyPartitioner, StallWatch, _finish
 
 
 def stepped(coro: Any) -> Any:
@@ -159,3 +160,13 @@ async def test_stall_watch_reads_a_partition_with_no_committed_offset_from_its_s
     await watch.check(consumer, busy=False)
     assert await watch.check(consumer, busy=False) == [sales]
     assert consumer.sought == {sales: 0}
+
+
+def test_key_partitioner_matches_kafkas_default_and_stays_bounded() -> None:
+    cached, default = KeyPartitioner(size=100), DefaultPartitioner()
+    keys = [f"S{i % 50:03d}:SKU-{i:06d}".encode() for i in range(1000)]
+    for parts in ([0, 1, 2, 3], list(range(12))):
+        for k in keys + keys:  # the second pass is answered from the remembered hashes
+            assert cached(k, parts, parts) == default(k, parts, parts)
+    assert len(cached._hashes) <= 100
+    assert cached(None, [0, 1, 2, 3], [2]) == 2  # no key: an available partition, as Kafka does
