@@ -18,7 +18,11 @@ when an hour closes, once per SKU and hour:
   seconds`, at most x UNCENSOR_MAX) or its own forecast, whichever is higher;
 - hours with no event at all and a stocked shelf are zero-sale hours (a closed store is data);
 - on close the model learns, then the next `horizon` hours are forecast and cached with the
-  residual dispersion, so projections between closes cost a walk over a short list.
+  residual dispersion, so projections between closes cost a walk over a short list;
+- weekday factors (`wd`, 7 floats, mean 1), learned when a day closes from its demand total
+  over a weekday-adjusted daily level: the model learns each hour's demand divided by its
+  day's factor and the cached forecast is multiplied back (the hourly models cannot learn a
+  weekday in weeks); past the cached hours the last day repeats, rescaled to each weekday.
 
 The model is a `Forecaster` pickled to base64 inside the table value (`model`), unpickled only
 when an hour closes. The table's changelog is the worker's own topic: trust it as you trust the
@@ -33,11 +37,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from backroom.demand.forecast import SEASON, Forecaster
+from backroom.demand.forecast import SEASON, Forecaster, weekday_of
 from backroom.settings import Settings
 
 MAX_GAP_HOURS = 24 * 14  # a longer silence is skipped in whole weeks (keeps the seasons aligned)
 UNCENSOR_MAX = 3.0  # a censored hour's sales are scaled up by at most this (stocked >= 20 min)
+# Weekday factors (`DemandTracker.wd`), learned once a day from the day's demand total:
+WEEKDAY_PRIOR_UNITS = 50.0  # a day's ratio is shrunk toward the factor it had by this many units
+WEEKDAY_MIN_RATE = 0.2  # the weight of a new week's ratio once several weeks are learned
+LEVEL_DAY_ALPHA = 0.25  # EW weight per day of the weekday-adjusted daily level
+WEEKDAY_MAX_CENSORED = 0.25  # a day with more of its demand estimated (shelf empty) is skipped
+WEEKDAY_RANGE = (0.25, 4.0)
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,15 @@ class DemandTracker:
     fc: list[float] = field(default_factory=list)  # forecast units/hour from hour fc_base on
     fc_base: int = 0
     dispersion: float = 1.0
+    # Weekday factors (Monday = 0, mean 1; empty = none learned yet): the model learns demand
+    # divided by its day's factor and the forecast is multiplied back, so an hourly model that
+    # cannot learn weekdays in weeks still forecasts a Saturday above a Wednesday. Learned when
+    # a day closes: the day's demand over the weekday-adjusted daily level `day_level`.
+    wd: list[float] = field(default_factory=list)
+    day_y: float | None = None  # demand of the day being closed (None: joined mid-day)
+    day_c: float = 0.0  # the part of it estimated for censored hours
+    day_level: float = 0.0  # EW mean of weekday-adjusted daily demand
+    days: int = 0  # whole days learned
     _forecaster: Forecaster | None = field(default=None, repr=False, compare=False)
     _cum: tuple[list[float], list[float], list[float], float] | None = field(default=None, repr=False, compare=False)
 
@@ -142,12 +161,17 @@ class DemandTracker:
             skip = ((upto - start - MAX_GAP_HOURS) // 168 + 1) * 168
             start += skip
             self.buckets = {h: b for h, b in self.buckets.items() if h >= start}
+            self.day_y = None
             if f.next_hour is not None:
                 f.next_hour += skip
         if f.next_hour is not None and f.next_hour != start:
             f.next_hour = start  # first close after a restore from an older format
         censor_s = cfg.censor_minutes * 60
+        weekdays = f.kind != "linear"  # the linear model has its own weekday features
         for h in range(start, upto):
+            if h % SEASON == 0:
+                self.day_y, self.day_c = 0.0, 0.0
+            w = self.wd[weekday_of(h)] if self.wd else 1.0
             qty, empty_s = self.buckets.pop(h, (0.0, 0.0))
             if self.empty_since is not None and self.empty_since < (h + 1) * 3600:
                 empty_s += (h + 1) * 3600 - max(self.empty_since, h * 3600)
@@ -162,13 +186,57 @@ class DemandTracker:
                 self.hours_seen += 1
                 a = max(self.alpha, 1.0 / self.hours_seen)  # a plain mean first, then EWMA
                 self.rate += a * (qty - self.rate)
-            f.learn(h, qty, censored, estimate)
+            pred = f.learn(h, qty / w, censored, estimate / w if estimate is not None else None)
+            if self.day_y is not None:
+                # The demand the model learned for this hour (a censored hour: its estimate or
+                # the forecast, whichever is higher), in units.
+                if censored:
+                    guess = max((pred or 0.0) * w, estimate if estimate is not None else qty)
+                    self.day_y += guess
+                    self.day_c += guess
+                else:
+                    self.day_y += qty
+                if h % SEASON == SEASON - 1:
+                    # A day whose demand is mostly estimated says what the model already thought.
+                    if weekdays and self.day_c <= WEEKDAY_MAX_CENSORED * self.day_y:
+                        self._learn_day(weekday_of(h), self.day_y)
+                    self.day_y = None
         self.bucket_hour = upto
-        self.fc = [round(v, 4) for v in f.forecast(cfg.horizon_hours)] if f.ready else []
+        fc = f.forecast(cfg.horizon_hours) if f.ready else []
+        if self.wd:
+            wd = self.wd
+            fc = [v * wd[weekday_of(upto + i)] for i, v in enumerate(fc)]
+        self.fc = [round(v, 4) for v in fc]
         self.fc_base = upto
         self.dispersion = round(f.dispersion, 4)
         self.model = f.dumps()
         return upto - start
+
+    def _learn_day(self, weekday: int, y: float) -> None:
+        """A whole day closed with `y` units of demand: update its weekday's factor and the
+        weekday-adjusted daily level. Closed form, once per SKU and day.
+
+        The day's ratio to the level, (y + K·w) / (level + K), is shrunk toward the factor it
+        had by K = WEEKDAY_PRIOR_UNITS units (a slow mover's day of 3 sales says little), and
+        enters with weight 1 / (weeks seen + 1), at least WEEKDAY_MIN_RATE: the first week's
+        ratio counts fully, later ones average in. The factors are then scaled to mean 1 (the
+        level is scaled the other way), so they carry the weekday pattern only and the model's
+        own level the rest."""
+        self.days += 1
+        if self.day_level <= 0.0:
+            self.day_level = y  # the first whole day: the level, no ratio yet
+            return
+        wd = self.wd or [1.0] * 7
+        old = wd[weekday]
+        ratio = (y + WEEKDAY_PRIOR_UNITS * old) / (self.day_level + WEEKDAY_PRIOR_UNITS)
+        g = max(WEEKDAY_MIN_RATE, 1.0 / (1 + (self.days - 1) // 7))
+        lo, hi = WEEKDAY_RANGE
+        wd[weekday] = min(hi, max(lo, old + g * (ratio - old)))
+        mean = sum(wd) / 7
+        self.wd = [round(v / mean, 4) for v in wd]
+        a = max(LEVEL_DAY_ALPHA, 1.0 / self.days)
+        level = self.day_level * mean
+        self.day_level = round(level + a * (y / self.wd[weekday] - level), 3)
 
     # --- reading the forecast --------------------------------------------------------------------
     @property
@@ -176,7 +244,8 @@ class DemandTracker:
         return len(self.fc) >= SEASON
 
     def rate_at(self, hour: int) -> float:
-        """Forecast units for one epoch hour: the cached forecast, cycled by day past its end."""
+        """Forecast units for one epoch hour: the cached forecast, cycled by day past its end
+        (with weekday factors: each cycled hour rescaled from its source day's to its own)."""
         if not self.ready:
             return self.rate
         i = hour - self.fc_base
@@ -184,8 +253,48 @@ class DemandTracker:
         if i < 0:
             i = 0
         elif i >= n:
-            i = n - SEASON + (i - n) % SEASON
+            j, k = divmod(i - n, SEASON)
+            ra, rb, c = self._tail_ratios(j)
+            return self.fc[n - SEASON + k] * (ra if k < c else rb)
         return self.fc[i]
+
+    def _tail_ratios(self, cycle: int) -> tuple[float, float, int]:
+        """Past the cached forecast its last 24 hours repeat; those hours span two weekdays, A
+        (the first c of them) and A + 1. Repeat number `cycle` (0 = the first day past the end)
+        falls on weekdays A + cycle + 1 and A + cycle + 2: the factors (ra, rb) that rescale
+        the two parts, and c."""
+        s0 = self.fc_base + len(self.fc) - SEASON
+        c = SEASON - s0 % SEASON
+        if not self.wd:
+            return 1.0, 1.0, c
+        wd, a = self.wd, weekday_of(s0)
+        return (wd[(a + cycle + 1) % 7] / wd[a], wd[(a + cycle + 2) % 7] / wd[(a + 1) % 7], c)
+
+    def _tail_sum(self, cycles: int) -> float:
+        """Forecast units over the first `cycles` whole repeats past the cached forecast."""
+        _, day, day_total = self._prefix()
+        if not self.wd or cycles <= 0:
+            return max(cycles, 0) * day_total
+        s0 = self.fc_base + len(self.fc) - SEASON
+        c = SEASON - s0 % SEASON
+        wd, a = self.wd, weekday_of(s0)
+        weeks, part = divmod(cycles, 7)
+        total_w = sum(wd)
+        # sum over repeats j < cycles of wd[a + j + 1] (and of wd[a + j + 2])
+        sa = weeks * total_w + sum(wd[(a + 1 + j) % 7] for j in range(part))
+        sb = weeks * total_w + sum(wd[(a + 2 + j) % 7] for j in range(part))
+        return day[c] / wd[a] * sa + (day_total - day[c]) / wd[(a + 1) % 7] * sb
+
+    def _tail_within(self, cycle: int, x: float) -> float:
+        """Forecast units in repeat `cycle` from its start to `x` hours into it (0 <= x <= 24)."""
+        _, day, _ = self._prefix()
+        n = len(self.fc)
+        k = min(math.floor(x), SEASON - 1)
+        frac = x - k
+        ra, rb, c = self._tail_ratios(cycle)
+        if k < c:
+            return ra * (day[k] + frac * self.fc[n - SEASON + k])
+        return ra * day[c] + rb * (day[k] - day[c] + frac * self.fc[n - SEASON + k])
 
     def segments(self, t: float, max_hours: float) -> Any:
         """(duration in hours, rate) pieces from epoch second `t` on, hour by hour."""
@@ -224,6 +333,9 @@ class DemandTracker:
             return x * self.fc[0]  # before the forecast starts its first hour stands in
         if k < n:
             return cum[k] + frac * self.fc[k]
+        if self.wd:
+            cycle, i = divmod(k - n, SEASON)
+            return cum[n] + self._tail_sum(cycle) + self._tail_within(cycle, i + frac)
         weeks, i = divmod(k - n, SEASON)
         return cum[n] + weeks * day_total + day[i] + frac * self.fc[n - SEASON + i]
 
@@ -256,6 +368,11 @@ class DemandTracker:
         if k < n and target <= cum[n]:
             k = max(k, bisect_left(cum, target) - 1)
             x = k + ((target - cum[k]) / self.fc[k] if self.fc[k] > 0 else 0.0)
+        elif self.wd:
+            tail = self._tail_until(target - cum[n])
+            if tail is None:
+                return None
+            x = tail
         else:
             if day_total <= 0:
                 return None
@@ -273,6 +390,33 @@ class DemandTracker:
         first = math.floor(x0) + 1 - x0
         limit = first + max(0, math.ceil(max_hours - first))
         return hours if hours <= limit else None
+
+    def _tail_until(self, rest: float) -> float | None:
+        """Hours from the forecast's start until `rest` units past its cached end are sold
+        (weekday factors: the repeats differ by day, so whole weeks first, then day by day)."""
+        _, day, day_total = self._prefix()
+        n = len(self.fc)
+        week = self._tail_sum(7)
+        if week <= 0:
+            return None
+        weeks = max(0, math.floor(rest / week))
+        if weeks and rest - weeks * week <= 0:
+            weeks -= 1  # land inside the week that reaches the target, never past it
+        rest -= weeks * week
+        for j in range(7):
+            ra, rb, c = self._tail_ratios(j)
+            first, second = ra * day[c], rb * (day_total - day[c])
+            if rest <= first + second or j == 6:
+                break
+            rest -= first + second
+        if rest <= first and ra > 0:
+            y = rest / ra
+            i = max(0, min(bisect_left(day, y) - 1, c - 1))
+        else:
+            y = day[c] + (rest - first) / rb if rb > 0 else day[SEASON]
+            i = max(c, min(bisect_left(day, y) - 1, SEASON - 1))
+        r = self.fc[n - SEASON + i]
+        return n + (weeks * 7 + j) * SEASON + i + ((y - day[i]) / r if r > 0 else 0.0)
 
     def demand_over(self, ts: datetime, hours: float) -> tuple[float, float]:
         """(mean, variance) of demand in the `hours` after `ts`: sum of hourly means and of
@@ -303,6 +447,11 @@ class DemandTracker:
             "fc": self.fc,
             "fc_base": self.fc_base,
             "dispersion": self.dispersion,
+            "wd": self.wd,
+            "day_y": None if self.day_y is None else round(self.day_y, 3),
+            "day_c": round(self.day_c, 3),
+            "day_level": self.day_level,
+            "days": self.days,
         }
 
     @classmethod
@@ -324,4 +473,9 @@ class DemandTracker:
             fc=list(data["fc"]),
             fc_base=data["fc_base"],
             dispersion=data["dispersion"],
+            wd=list(data.get("wd") or ()),  # absent before weekday factors: none learned
+            day_y=data.get("day_y"),
+            day_c=data.get("day_c", 0.0),
+            day_level=data.get("day_level", 0.0),
+            days=data.get("days", 0),
         )

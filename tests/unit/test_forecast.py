@@ -348,14 +348,17 @@ def _walk_over(d: DemandTracker, ts: datetime, hours: float) -> float:
     return total
 
 
+@pytest.mark.parametrize("weekdays", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-def test_prefix_sum_projections_equal_the_hourly_walk(seed: int) -> None:
+def test_prefix_sum_projections_equal_the_hourly_walk(seed: int, weekdays: bool) -> None:
     """The O(1) projections answer exactly what walking the cycled forecast hour by hour does,
-    before, inside and after the cached forecast, with closed (zero) hours in it."""
+    before, inside and after the cached forecast, with closed (zero) hours in it; with weekday
+    factors the cycled days are rescaled per weekday (`rate_at` is the definition)."""
     rng = random.Random(seed)
-    base = 490_000
-    fc = [0.0 if h % 24 < 7 else round(rng.uniform(0.0, 3.0), 4) for h in range(48)]
-    d = DemandTracker(fc=fc, fc_base=base, rate=1.0)
+    base = 490_000 + rng.randrange(24)  # the cached days straddle midnight at any hour
+    fc = [0.0 if h % 24 < 7 else round(rng.uniform(0.0, 3.0), 4) for h in range(base, base + 48)]
+    wd = [round(rng.uniform(0.6, 1.5), 4) for _ in range(7)] if weekdays else []
+    d = DemandTracker(fc=fc, fc_base=base, rate=1.0, wd=wd)
     for _ in range(300):
         ts = datetime.fromtimestamp((base + rng.uniform(-3, 80)) * 3600, tz=UTC)
         units = rng.choice([0.5, 1, 3, 7, 20, 60, 150, rng.uniform(0, 400)])
@@ -367,3 +370,36 @@ def test_prefix_sum_projections_equal_the_hourly_walk(seed: int) -> None:
         hours = rng.uniform(0, 120)
         assert d.demand_over(ts, hours)[0] == pytest.approx(_walk_over(d, ts, hours), abs=1e-6)
         assert d.coming_hour(ts) == pytest.approx(_walk_over(d, ts, 1.0), abs=1e-6)
+
+
+def test_weekday_factors_are_learned_once_a_day_and_scale_the_forecast() -> None:
+    """Saturdays sell twice the other days: after two weeks the Saturday factor says so, the
+    model learns weekday-adjusted demand, and Friday's forecast of Saturday (inside the cached
+    48 h and in the cycled tail) is about twice a Thursday's."""
+    cfg = DemandConfig(model="holtwinters")
+    d = DemandTracker()
+    for day in range(18):  # Monday 23 Nov .. Thursday 10 Dec
+        times = 2 if day % 7 == 5 else 1
+        for hour in range(24):
+            base = MONDAY + timedelta(days=day, hours=hour)
+            n = SHAPE[hour] * times
+            for i in range(n):
+                t = base + timedelta(minutes=5 + 50 * i / n)
+                d.add_sale(t, 1)
+                d.shelf_seen(t, empty=False)
+                d.advance(t, cfg)
+            d.advance(base + timedelta(minutes=59), cfg)
+        d = DemandTracker.from_data(orjson.loads(orjson.dumps(d.to_dict())))  # as the table does
+    assert d.days == 17 and len(d.wd) == 7 and sum(d.wd) == pytest.approx(7, abs=1e-3)
+    others = [w for i, w in enumerate(d.wd) if i != 5]
+    assert 1.6 < d.wd[5] / max(others) and d.wd[5] / min(others) < 2.4
+    friday = MONDAY + timedelta(days=18)  # Friday 11 Dec, 00:00
+    h = int(friday.timestamp() // 3600)
+    saturday, thursday = sum(d.rate_at(h + 24 + i) for i in range(24)), sum(SHAPE)
+    assert saturday == pytest.approx(2 * thursday, rel=0.2)
+    # Past the cached 48 h: Sunday is an ordinary day again, next Saturday twice one.
+    sunday = sum(d.rate_at(h + 48 + i) for i in range(24))
+    next_saturday = sum(d.rate_at(h + 24 * 8 + i) for i in range(24))
+    assert sunday == pytest.approx(thursday, rel=0.2)
+    assert next_saturday == pytest.approx(saturday, rel=0.05)
+    assert d.demand_over(friday, 72)[0] == pytest.approx(_walk_over(d, friday, 72), abs=1e-6)
