@@ -7,7 +7,7 @@ demo:
 test:
 	scripts/test.sh
 
-# Crash (kill -9) and rebalance tests: known intermittent durability bug, see README.
+# Crash (kill -9) and rebalance tests alone (they are in `make test` too), e.g. to repeat them.
 test-reliability:
 	@scripts/setup.sh --test
 	.venv/bin/python -m pytest -q -rfE -m reliability tests/integration/test_reliability.py

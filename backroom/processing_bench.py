@@ -1,14 +1,19 @@
 """Cost of the worker's inventory and alert logic per event, without Kafka.
 
 Run: `python -m backroom.processing_bench --events 100000 --keys 200 [--batch 2500]
-[--gc-threshold 700]`. Prints one JSON object: events, keys, events_per_s and µs per event
+[--gc-threshold 700] [--fill 64]`. Prints one JSON object: events, keys, events_per_s and µs per event
 for each phase: `process` (`InventoryProcessor.process`: decode, validate, dedup, apply,
 demand buckets, projections), `store` (table values as JSON bytes), `alerts` (rule evaluation
 on the published states, records and changed books serialised). Sales are spread round-robin
 over `keys` store×SKU keys, one second of event time apart, in batches of `batch` as the
 worker's bulk path hands them over; tables are plain dicts. `--keys 100000` is the soak's
 worst case (every event in a batch a different key); `--gc-threshold` sets the collector's
-youngest-generation threshold (the worker uses `streams.runtime.YOUNG_THRESHOLD`).
+youngest-generation threshold (the worker uses `streams.runtime.YOUNG_THRESHOLD`). `--fill N`
+first brings every key to the size the soak runs at (`bench soak --fill`): a shelf count and
+N − 1 sales over the 80 minutes before the measured events (untimed), so each value carries a
+full dedup window, its recent deltas and a first demand model; `--keys 5000 --fill 64` is then
+the soak's per-event cost without Kafka (the measured events then span 10 minutes of event
+time, as the soak's clock, instead of a second each).
 """
 
 from __future__ import annotations
@@ -28,33 +33,62 @@ from backroom.settings import Settings
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
-def sales(events: int, keys: int, partitions: int = 4) -> list[RawMessage]:
+def sales(events: int, keys: int, partitions: int = 4, first_offset: int = 0,
+          step: timedelta = timedelta(seconds=1)) -> list[RawMessage]:  # fmt: skip
     out = []
     for i in range(events):
         k = i % keys
         store, sku = f"S{k % 50:02d}", f"SKU-{k:06d}"
-        ts = (T0 + timedelta(seconds=i)).isoformat()
+        ts = (T0 + step * i).isoformat()
         value = orjson.dumps({"event_id": f"e-{i}", "ts": ts, "store_id": store, "sku": sku, "qty": 1})
-        out.append(RawMessage("pos.sales", k % partitions, i, f"{store}:{sku}".encode(), value))
+        out.append(RawMessage("pos.sales", k % partitions, first_offset + i, f"{store}:{sku}".encode(), value))
     return out
 
 
-def run(events: int, keys: int, batch: int) -> dict[str, Any]:
+def preload(keys: int, fill: int, partitions: int = 4) -> list[list[RawMessage]]:
+    """Per key: a shelf count at T0 − 80 min, then `fill - 1` sales spread up to T0."""
+    start, step = T0 - timedelta(minutes=80), timedelta(minutes=80) / fill
+    out = []
+    for k in range(keys):
+        store, sku = f"S{k % 50:02d}", f"SKU-{k:06d}"
+        key, base = f"{store}:{sku}".encode(), {"store_id": store, "sku": sku}
+        count = {"event_id": f"c-{k}", "ts": start.isoformat(), **base, "kind": "count", "qty": 40 + fill,
+                 "location": "shelf"}  # fmt: skip
+        msgs = [RawMessage("backroom.scans", k % partitions, k, key, orjson.dumps(count))]
+        for j in range(1, fill):
+            sale = {"event_id": f"p-{k}-{j}", "ts": (start + step * j).isoformat(), **base, "qty": 1}
+            msgs.append(RawMessage("pos.sales", k % partitions, k * fill + j, key, orjson.dumps(sale)))
+        out.append(msgs)
+    return out
+
+
+def run(events: int, keys: int, batch: int, fill: int = 0) -> dict[str, Any]:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     inventory, alerting = InventoryProcessor(settings), AlertProcessor(settings)
     table: dict[str, bytes] = {}
     books: dict[str, Any] = {}
-    messages = sales(events, keys)
 
     def load(key: str) -> Any:
         value = table.get(key)
         return orjson.loads(value) if value is not None else None
 
+    if fill > 0:
+        for msgs in preload(keys, fill):
+            result = inventory.process(msgs, load, lambda _: None)
+            table.update({k: orjson.dumps(v) for k, v in result.states.items()})
+            books.update(alerting.on_states(result.published, books.get).books)
+    # After a pre-load the events span 10 minutes of event time, as in the soak (event time
+    # with the wall clock): no hour closes, which would add a model update per key and hour.
+    step = timedelta(minutes=10) / events if fill > 0 else timedelta(seconds=1)
+    messages = sales(events, keys, first_offset=keys * fill + fill, step=step)
+
     t_process = t_store = t_alerts = 0.0
+    applied = 0
     start = time.perf_counter()
     for i in range(0, events, batch):
         a = time.perf_counter()
         result = inventory.process(messages[i : i + batch], load, lambda _: None)
+        applied += result.applied
         b = time.perf_counter()
         for key, value in result.states.items():
             table[key] = bytes(memoryview(orjson.dumps(value)))
@@ -70,7 +104,8 @@ def run(events: int, keys: int, batch: int) -> dict[str, Any]:
     elapsed = time.perf_counter() - start
     us = 1e6 / events
     return {
-        "events": events, "keys": keys, "batch": batch, "gc_threshold": gc.get_threshold()[0],
+        "events": events, "applied": applied, "keys": keys, "batch": batch, "fill": fill, "gc_threshold": gc.get_threshold()[0],
+        "value_bytes": round(sum(map(len, table.values())) / max(len(table), 1)),
         "events_per_s": round(events / elapsed),
         "us_per_event": {"process": round(t_process * us, 1), "store": round(t_store * us, 1),
                          "alerts": round(t_alerts * us, 1)},
@@ -83,11 +118,12 @@ def main() -> None:
     ap.add_argument("--keys", type=int, default=200)
     ap.add_argument("--batch", type=int, default=2500)
     ap.add_argument("--gc-threshold", type=int, default=None)
+    ap.add_argument("--fill", type=int, default=0, help="pre-load each key to the soak's size (64)")
     args = ap.parse_args()
     if args.gc_threshold:
         _, gen1, gen2 = gc.get_threshold()
         gc.set_threshold(args.gc_threshold, gen1, gen2)
-    print(json.dumps(run(args.events, args.keys, args.batch)))
+    print(json.dumps(run(args.events, args.keys, args.batch, args.fill)))
 
 
 if __name__ == "__main__":

@@ -118,3 +118,13 @@ def test_processing_bench_reports_every_phase() -> None:
     assert out["events_per_s"] > 0
     assert set(out["us_per_event"]) == {"process", "store", "alerts"}
     assert all(v > 0 for v in out["us_per_event"].values())
+
+
+def test_processing_bench_fill_brings_keys_to_the_soaks_size() -> None:
+    from backroom.processing_bench import run
+
+    small, filled = run(events=200, keys=20, batch=50), run(events=200, keys=20, batch=50, fill=16)
+    # The pre-loaded sales are applied (not skipped as redeliveries), so the values are larger:
+    # 16 dedup ids and deltas each, and the measured events still count as new.
+    assert filled["fill"] == 16 and filled["value_bytes"] > small["value_bytes"] + 16 * 8
+    assert filled["applied"] == filled["events"] == 200 and all(v > 0 for v in filled["us_per_event"].values())
