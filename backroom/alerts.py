@@ -318,6 +318,13 @@ class AlertBook:
             "orders": self.orders,
         }
 
+    def changed_since(self, stored: dict[str, Any]) -> bool:
+        """Whether anything but `last_version` and `last_state` (they change with every state)
+        differs from the book as stored (`to_dict`'s form)."""
+        return (self.open != stored.get("open", {}) or self.gap_streak != stored.get("gap_streak", 0)
+                or self.last_observation != stored.get("last_observation")
+                or self.frames != stored.get("frames", []) or self.orders != stored.get("orders", []))  # fmt: skip
+
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> AlertBook:
         if not data:

@@ -331,7 +331,4 @@ def _book_changed(before: dict[str, Any] | None, after: AlertBook) -> bool:
         return True
     if after.last_version - before.get("last_version", -1) >= BOOK_REFRESH:
         return True
-    # `last_state` and `last_version` are quiet: they change with every state.
-    return (after.open != before.get("open", {}) or after.gap_streak != before.get("gap_streak", 0)
-            or after.last_observation != before.get("last_observation")
-            or after.frames != before.get("frames", []) or after.orders != before.get("orders", []))  # fmt: skip
+    return after.changed_since(before)

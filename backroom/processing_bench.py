@@ -45,20 +45,33 @@ def sales(events: int, keys: int, partitions: int = 4, first_offset: int = 0,
     return out
 
 
+FILL_SPAN = timedelta(minutes=80)  # the event time a pre-load spreads over (`bench soak` too)
+
+
+def steady_state_events(store: str, sku: str, fill: int, end: datetime, id_prefix: str) -> list[tuple[str, dict[str, Any]]]:
+    """`fill` events that bring one key to its steady-state size, as (contract topic, event):
+    a shelf count at `end` − FILL_SPAN, then `fill` − 1 sales spread up to `end`. A full dedup
+    window, its recent deltas and (the first hour closing in it) a first demand model. The soak
+    (`streams/soak.py`) pre-loads with the same events."""
+    start, step = end - FILL_SPAN, FILL_SPAN / fill
+    base = {"store_id": store, "sku": sku}
+    out: list[tuple[str, dict[str, Any]]] = [("backroom.scans", {
+        "event_id": f"{id_prefix}-{store}:{sku}", "ts": start.isoformat(), **base, "kind": "count",
+        "qty": 40 + fill, "location": "shelf"})]  # fmt: skip
+    for j in range(1, fill):
+        out.append(("pos.sales", {"event_id": f"{id_prefix}-{store}:{sku}-{j}",
+                                  "ts": (start + step * j).isoformat(), **base, "qty": 1}))  # fmt: skip
+    return out
+
+
 def preload(keys: int, fill: int, partitions: int = 4) -> list[list[RawMessage]]:
-    """Per key: a shelf count at T0 − 80 min, then `fill - 1` sales spread up to T0."""
-    start, step = T0 - timedelta(minutes=80), timedelta(minutes=80) / fill
+    """Per key, the steady-state events up to T0, as the worker's raw messages."""
     out = []
     for k in range(keys):
         store, sku = f"S{k % 50:02d}", f"SKU-{k:06d}"
-        key, base = f"{store}:{sku}".encode(), {"store_id": store, "sku": sku}
-        count = {"event_id": f"c-{k}", "ts": start.isoformat(), **base, "kind": "count", "qty": 40 + fill,
-                 "location": "shelf"}  # fmt: skip
-        msgs = [RawMessage("backroom.scans", k % partitions, k, key, orjson.dumps(count))]
-        for j in range(1, fill):
-            sale = {"event_id": f"p-{k}-{j}", "ts": (start + step * j).isoformat(), **base, "qty": 1}
-            msgs.append(RawMessage("pos.sales", k % partitions, k * fill + j, key, orjson.dumps(sale)))
-        out.append(msgs)
+        key = f"{store}:{sku}".encode()
+        out.append([RawMessage(topic, k % partitions, k * fill + j, key, orjson.dumps(event))
+                    for j, (topic, event) in enumerate(steady_state_events(store, sku, fill, T0, "pre"))])  # fmt: skip
     return out
 
 

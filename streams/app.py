@@ -114,7 +114,7 @@ async def write_values(table: faust.Table, values: Mapping[str, bytes]) -> None:
         for key, value in values.items():
             table[key] = value
         return
-    data, send = table.data.data, table.app.producer.send  # the store's own dict (see `lookup`)
+    data, send = table.data.data, table.app.producer.send  # the store's own dict (see `reader`)
     name = table.changelog_topic.get_topic_name()
     # All values first, with no await in between: another agent's read-modify-write of the same
     # keys must see all of this batch or none of it (a record sent out of order between two
@@ -285,7 +285,7 @@ def create_app(settings: Settings) -> faust.App:
 
     # Reads go to the tables' stores: `Table.get` on a key that is not there raises and catches
     # a KeyError inside Faust, and most catalog lookups (store-specific entry first) miss.
-    def lookup(table: Any) -> Callable[[str], Any]:
+    def reader(table: Any) -> Callable[[str], Any]:
         # A memory store's own dict: `Mapping.get` on the store (a try/except around
         # `__getitem__` in Python) cost ~2 % of the worker at 100k keys. Looked up per call,
         # since the store is opened when the worker starts.
@@ -295,11 +295,8 @@ def create_app(settings: Settings) -> faust.App:
 
         return get
 
-    def reader(table: Any) -> Callable[[str], Any]:
-        return lookup(table)
-
     def json_reader(table: Any) -> Callable[[str], Any]:
-        raw = lookup(table)
+        raw = reader(table)
 
         def get(key: str) -> Any:
             value = raw(key)

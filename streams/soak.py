@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 
+from backroom.processing_bench import FILL_SPAN, steady_state_events
 from backroom.settings import Settings
 from producers.kafka import make_consumer, make_producer
 from streams.bench import _start_worker, stop_worker
@@ -49,7 +50,7 @@ T0 = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
 # than production sees). The pre-load spans 06:00-07:20, so every key's 06:00 bucket closes in
 # it (at 07:15, after the 15-min grace) and its first model exists before the paced phase.
 SPEED = 1.0
-SOAK_START = T0 + timedelta(hours=1, minutes=20)
+SOAK_START = T0 + FILL_SPAN
 SOURCE_TOPICS = ("pos.sales", "backroom.scans", "shelf.observations")  # what the worker consumes
 
 
@@ -158,18 +159,12 @@ class Load:
         """Per key, unpaced: a shelf count, then `fill - 1` sales spread up to SOAK_START. Key
         by key, so the worker's batches hold many events of few keys and take it in quickly."""
         fill = max(1, self.cfg.fill)
-        step = (SOAK_START - T0) / fill
-        stamps = [(T0 + step * j).isoformat() for j in range(fill)]
+        topics = {"pos.sales": self.sales, "backroom.scans": self.scans}
         for i in range(self.cfg.keys):
             store, sku = key_of(i, self.cfg.stores)
             key = f"{store}:{sku}".encode()
-            base = {"store_id": store, "sku": sku}
-            count = {"event_id": f"{self.run}-pre-{i}", "ts": stamps[0], **base,
-                     "kind": "count", "qty": 40 + fill, "location": "shelf"}  # fmt: skip
-            await producer.send(self.scans, key=key, value=orjson.dumps(count))
-            for j in range(1, fill):
-                sale = {"event_id": f"{self.run}-pre-{i}-{j}", "ts": stamps[j], **base, "qty": 1}
-                await producer.send(self.sales, key=key, value=orjson.dumps(sale))
+            for topic, event in steady_state_events(store, sku, fill, SOAK_START, f"{self.run}-pre"):
+                await producer.send(topics[topic], key=key, value=orjson.dumps(event))
         await producer.flush()
 
     async def paced(self, producer: Any, seconds: float) -> float:
