@@ -161,6 +161,14 @@ def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
         if sim.auto_orders and ev.ts >= warm_end:
             pipe.flush()
             sim.auto_orders = False  # from here on, orders come from REORDER alerts
+            # Hand-over: REORDER alerts opened during the warm-up were never placed (the store
+            # ordered on its own routine), so their orders leave the books, and a REORDER still
+            # open is closed so that the next state opens one the buyer acts on. Kept, the
+            # orders counted in the position until ETA + grace and held back the first real
+            # orders (seed 7: 0.5 pt of OSA on the first weekend).
+            for book in pipe.alert_table.values():
+                book["orders"] = []
+                book["open"] = {t: a for t, a in book["open"].items() if t != "REORDER"}
         if ev.topic == "catalog.skus":
             pipe.catalog[ev.key] = ev.record.to_dict()
             continue
