@@ -384,7 +384,11 @@ def to_inventory_state(state: SkuState, params: SkuParams, demand_per_hour: floa
         stockout = round(h, 2) if h is not None else None
     levels = None
     if policy is not None and when is not None:
-        levels = reorder_levels(d, when, params.lead_time_hours, policy)
+        recheck = 0.0
+        if policy.recheck:
+            nxt = d.hours_until(when, 1.0, max_hours=24.0)
+            recheck = 24.0 if nxt is None else nxt
+        levels = reorder_levels(d, when, params.lead_time_hours, policy, recheck)
     assert when is not None  # a state is published only once an event has stamped it
     return validated(
         InventoryState,

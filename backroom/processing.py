@@ -110,7 +110,8 @@ class InventoryProcessor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.book = InventoryBook(settings.dedup_window, demand=DemandConfig.from_settings(settings))
-        self.policy = ReorderPolicy(settings.service_level_z, settings.order_cycle_hours)
+        self.policy = ReorderPolicy(settings.service_level_z, settings.order_cycle_hours,
+                                    recheck=settings.reorder_recheck)
         self.defaults = SkuParams(
             shelf_capacity=settings.default_shelf_capacity,
             min_shelf_qty=settings.default_min_shelf_qty,

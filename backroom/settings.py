@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     order_cycle_hours: float = Field(
         default=24.0, ge=0, description="review cycle added to the lead time for order-up-to"
     )
+    reorder_recheck: bool = Field(
+        default=True,
+        description="the reorder point covers the lead time from the next expected sale (the "
+        "next state to re-check on), not from now: no order is missed over a closed night",
+    )
     order_grace_hours: float = Field(
         default=2.0, ge=0, description="a REORDER's order counts as on order until ETA + this"
     )

@@ -69,6 +69,7 @@ class RunResult:
     state_bytes: list[int] = field(default_factory=list)
     events: int = 0
     orders: int = 0
+    placed: set[str] = field(default_factory=set)  # alert ids of the orders the buyer placed
     seconds: float = 0.0
 
 
@@ -134,6 +135,17 @@ class Pipeline:
                 self.result.forecasts24[(key, base + 23)] = fc[23]
 
 
+def hand_over(alert_table: dict[str, dict[str, Any]]) -> None:
+    """Go-live after the warm-up: REORDER alerts opened during the warm-up were never placed
+    (the store ordered on its own routine), so their orders leave the books, and a REORDER still
+    open is closed so that the next state opens one the buyer acts on. Kept, the orders counted
+    in the position until ETA + grace and held back the first real orders (seed 7: 0.5 pt of
+    OSA on the first weekend), and an open REORDER was never placed at all."""
+    for book in alert_table.values():
+        book["orders"] = []
+        book["open"] = {t: a for t, a in book["open"].items() if t != "REORDER"}
+
+
 def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
             reaction_minutes: float, budget: dict[str, int] | None = None,
             rounds_total: int = 0) -> RunResult:
@@ -155,20 +167,14 @@ def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
             sim.place_order(f"{alert['store_id']}:{alert['sku']}", int(alert["evidence"]["order_qty"]),
                             datetime.fromisoformat(alert["ts"]))  # fmt: skip
             result.orders += 1
+            result.placed.add(alert["alert_id"])
 
     pipe.listeners.append(buyer)
     for ev in sim.events():
         if sim.auto_orders and ev.ts >= warm_end:
             pipe.flush()
             sim.auto_orders = False  # from here on, orders come from REORDER alerts
-            # Hand-over: REORDER alerts opened during the warm-up were never placed (the store
-            # ordered on its own routine), so their orders leave the books, and a REORDER still
-            # open is closed so that the next state opens one the buyer acts on. Kept, the
-            # orders counted in the position until ETA + grace and held back the first real
-            # orders (seed 7: 0.5 pt of OSA on the first weekend).
-            for book in pipe.alert_table.values():
-                book["orders"] = []
-                book["open"] = {t: a for t, a in book["open"].items() if t != "REORDER"}
+            hand_over(pipe.alert_table)
         if ev.topic == "catalog.skus":
             pipe.catalog[ev.key] = ev.record.to_dict()
             continue
@@ -283,6 +289,29 @@ def osa(run: RunResult, start: datetime, end: datetime) -> tuple[float, list[tup
                 a = stop
     total = sum(num.values()) / max(sum(den.values()), 1e-9)
     return total, [(d, num[d] / den[d]) for d in sorted(den) if den[d] > 0]
+
+
+def stock_on_hand(run: RunResult, start: datetime, end: datetime) -> dict[str, float]:
+    """What the OSA costs in stock: time-weighted true units on hand (shelf + backroom) per
+    store×SKU, and the same in days of its mean demand (days of cover)."""
+    rows: dict[str, list[TruthRow]] = defaultdict(list)
+    for row in run.sim.truth:
+        rows[f"{row.store_id}:{row.sku}"].append(row)
+    s0, s1 = start.timestamp(), end.timestamp()
+    units = demand = 0.0
+    for key, seq in rows.items():
+        item = run.sim.by_key[key]
+        for i, row in enumerate(seq):
+            a = max(row.ts.timestamp(), s0)
+            b = min(seq[i + 1].ts.timestamp() if i + 1 < len(seq) else s1, s1)
+            while a < b:
+                stop = min(b, (math.floor(a / 3600) + 1) * 3600)
+                units += (row.shelf + row.backroom) * (stop - a)
+                demand += item.expected_rate(datetime.fromtimestamp(a, UTC)) * (stop - a) / 3600
+                a = stop
+    span, keys = s1 - s0, max(len(rows), 1)
+    return {"units": round(units / span / keys, 1),
+            "days_of_cover": round(units / span / (demand / (span / 86400)), 2) if demand else 0.0}
 
 
 def score_alerts(run: RunResult, truth: Truth, start: datetime, end: datetime,
@@ -463,6 +492,8 @@ def backtest(days: float = 14, stores: int = 3, skus: int = 20, seed: int = 7,
         "alerts_closed_loop": score_alerts(alert_run, truth_a, start, end, settings.horizon_hours),
         "osa": {"alert_driven": round(osa_a, 4), "scheduled": round(osa_s, 4)},
         "moves": {"alert_driven": sum(alert_run.moves.values()), "scheduled": sum(sched_run.moves.values())},
+        "stock_on_hand": {"alert_driven": stock_on_hand(alert_run, start, end),
+                          "scheduled": stock_on_hand(sched_run, start, end)},
         "lost_sales": {"alert_driven": _lost(alert_run, start), "scheduled": _lost(sched_run, start)},
         "orders": {"alert_driven": alert_run.orders, "scheduled": sched_run.orders},
         "alert_counts": _counts(alert_run.alerts),

@@ -40,6 +40,7 @@ class ReorderPolicy:
     z: float = 1.65
     order_cycle_hours: float = 24.0
     level_units: float = LEVEL_UNITS  # H above; 0 = Poisson variance only (before)
+    recheck: bool = True
 
 
 def with_level_error(mean: float, var: float, level_units: float = LEVEL_UNITS) -> float:
@@ -61,9 +62,10 @@ class ReorderLevels:
 
 
 def reorder_levels(demand: DemandView, ts: datetime, lead_time_hours: float,
-                   policy: ReorderPolicy) -> ReorderLevels:
-    mean_l, var_l = demand.demand_over(ts, lead_time_hours)
-    mean_s, var_s = demand.demand_over(ts, lead_time_hours + policy.order_cycle_hours)
+                   policy: ReorderPolicy, recheck_hours: float = 0.0) -> ReorderLevels:
+    lead = lead_time_hours + recheck_hours
+    mean_l, var_l = demand.demand_over(ts, lead)
+    mean_s, var_s = demand.demand_over(ts, lead + policy.order_cycle_hours)
     var_l = with_level_error(mean_l, var_l, policy.level_units)
     var_s = with_level_error(mean_s, var_s, policy.level_units)
     safety = policy.z * math.sqrt(max(var_l, 0.0))

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import backroom.demand.backtest as bt
 from backroom.demand.backtest import backtest
 from backroom.demand.closed_loop import AlertDrivenStaff, BudgetedRounds
 from backroom.settings import Settings
@@ -40,6 +41,25 @@ def test_the_json_has_the_contract_fields(result: dict[str, Any]) -> None:
 def test_same_seed_same_json(result: dict[str, Any]) -> None:
     assert small() == result
     assert small(seed=6) != result
+
+
+def test_after_go_live_every_order_in_the_books_was_placed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # REORDER alerts of the warm-up record orders nobody placed (the store ordered on its own
+    # routine); the hand-over at go-live drops them, so the position counts only real orders.
+    unplaced: set[str] = set()
+    flush = bt.Pipeline.flush
+
+    def checked(self: bt.Pipeline) -> None:
+        flush(self)
+        if not self.result.sim.auto_orders:
+            for book in self.alert_table.values():
+                unplaced.update(o["alert_id"] for o in book["orders"] if o["alert_id"] not in self.result.placed)
+
+    monkeypatch.setattr(bt.Pipeline, "flush", checked)
+    config = SimConfig(stores=1, skus=5, days=4, seed=3)
+    run = bt.run_arm(config, Settings(_env_file=None), "alert_driven", 2.0, 45.0)  # type: ignore[call-arg]
+    assert run.orders > 0 and run.placed
+    assert not unplaced
 
 
 def item_of(sim: StoreSimulator) -> Any:

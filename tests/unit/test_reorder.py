@@ -20,6 +20,7 @@ from backroom.demand.reorder import (
     reorder_levels,
 )
 from backroom.demand.tracker import DemandTracker
+from backroom.inventory import SkuParams, SkuState, to_inventory_state
 from backroom.records import InventoryState
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -57,6 +58,31 @@ def test_safety_stock_carries_the_forecasts_level_error() -> None:
     for phi in (1.0, 2.5):
         lv = reorder_levels(flat_tracker(rate, phi), T0, lead, ReorderPolicy(z=z))
         assert band_k(lv.safety_stock, lv.lead_time_demand) == pytest.approx(z * math.sqrt(phi), rel=1e-3)
+
+
+def test_the_reorder_point_looks_ahead_to_the_next_chance_to_recheck() -> None:
+    # Open 08:00-20:00 at 2 units/h. At 21:00 the next state (the next sale) comes at ~08:30, and
+    # by then the lead-time window reaches further into the next open day: a reorder point from
+    # 21:00 alone is lower than the one that 08:30 will demand, with no sale in between to
+    # re-check on. Counting the lead time from the next expected sale closes that gap.
+    d = DemandTracker()
+    d.fc_base = int(T0.replace(hour=0).timestamp() // 3600)
+    d.fc = [2.0 if 8 <= h % 24 < 20 else 0.0 for h in range(96)]
+    evening, lead = T0.replace(hour=21), 36.0
+    nxt = d.hours_until(evening, 1.0)
+    assert nxt == pytest.approx(11.5)
+    now = reorder_levels(d, evening, lead, ReorderPolicy(z=0, level_units=0))
+    ahead = reorder_levels(d, evening, lead, ReorderPolicy(z=0, level_units=0), recheck_hours=nxt)
+    then = reorder_levels(d, evening + timedelta(hours=nxt), lead, ReorderPolicy(z=0, level_units=0))
+    assert now.reorder_point < then.reorder_point  # the gap a closed night opens
+    assert ahead.reorder_point == pytest.approx(then.reorder_point + 1.0)  # + the one unit sold by then
+
+    state = SkuState("S1", "A", shelf_qty=10, backroom_qty=40, ts=evening.isoformat(), demand=d)
+    params = SkuParams(shelf_capacity=20, min_shelf_qty=5, lead_time_hours=lead, case_pack=6)
+    on = to_inventory_state(state, params, policy=ReorderPolicy())
+    off = to_inventory_state(state, params, policy=ReorderPolicy(recheck=False))
+    assert off.reorder_point == reorder_levels(d, evening, lead, ReorderPolicy()).reorder_point
+    assert on.reorder_point == reorder_levels(d, evening, lead, ReorderPolicy(), recheck_hours=nxt).reorder_point
 
 
 def test_overdispersion_widens_the_safety_stock() -> None:
