@@ -1,7 +1,7 @@
 """Reorder point and order-up-to level from the hourly forecast.
 
     from backroom.demand.reorder import ReorderPolicy, reorder_levels, order_quantity
-    lv = reorder_levels(tracker, ts, lead_time_hours=48, policy=ReorderPolicy(z=1.65))
+    lv = reorder_levels(tracker, ts, lead_time_hours=48, policy=ReorderPolicy(z=2.33))
     order_quantity(position=30, order_up_to=lv.order_up_to, case_pack=12)
 
 Tests: `pytest tests/unit/test_reorder.py`.
@@ -37,7 +37,7 @@ LEVEL_UNITS = 45.0
 
 @dataclass(frozen=True)
 class ReorderPolicy:
-    z: float = 1.65
+    z: float = 2.33  # Settings.service_level_z
     order_cycle_hours: float = 24.0
     level_units: float = LEVEL_UNITS  # H above; 0 = Poisson variance only (before)
     recheck: bool = True

@@ -88,7 +88,7 @@ def test_the_reorder_point_looks_ahead_to_the_next_chance_to_recheck() -> None:
 def test_overdispersion_widens_the_safety_stock() -> None:
     calm = reorder_levels(flat_tracker(2.0, 1.0), T0, 24, ReorderPolicy())
     wild = reorder_levels(flat_tracker(2.0, 4.0), T0, 24, ReorderPolicy())
-    assert wild.safety_stock == pytest.approx(2 * calm.safety_stock, abs=0.01)
+    assert wild.safety_stock == pytest.approx(2 * calm.safety_stock, abs=0.02)  # each rounded to 0.01
     assert wild.lead_time_demand == calm.lead_time_demand
 
 
