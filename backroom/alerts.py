@@ -86,6 +86,12 @@ def out_of_stock(ctx: AlertContext, is_open: bool) -> Condition | None:
 DEFAULT_BAND_K = 1.65  # z·sqrt(phi) when the state carries no reorder levels (Poisson, z 1.65)
 
 
+def shelf_estimate(s: InventoryState) -> int:
+    """The shelf as best known: the records, capped by the camera's last view when the records
+    drifted above it (`shelf_seen_max`)."""
+    return s.shelf_qty if s.shelf_seen_max is None else min(s.shelf_qty, s.shelf_seen_max)
+
+
 def dynamic_shelf_min(s: InventoryState, hours: float) -> float | None:
     """Upper band of the demand over the next `hours`: D + k·sqrt(D), from the state alone.
 
@@ -99,7 +105,7 @@ def dynamic_shelf_min(s: InventoryState, hours: float) -> float | None:
     rate = s.demand_per_hour or 0.0
     mean = rate * min(hours, 1.0)
     if s.hours_to_shelf_out > 0:
-        mean = max(mean, s.shelf_qty * hours / s.hours_to_shelf_out)
+        mean = max(mean, shelf_estimate(s) * hours / s.hours_to_shelf_out)
     if mean <= 0:
         return None
     k = DEFAULT_BAND_K
@@ -110,12 +116,13 @@ def dynamic_shelf_min(s: InventoryState, hours: float) -> float | None:
 
 def restock_shelf(ctx: AlertContext, is_open: bool) -> Condition | None:
     s = ctx.state
+    shelf = shelf_estimate(s)
     min_qty = s.min_shelf_qty if s.min_shelf_qty is not None else 0
     if s.backroom_qty <= 0:
         return None
     # Hysteresis: open at or below the minimum, stay open until the shelf is clearly above it.
     resolve_above = min_qty + max(1, (s.shelf_capacity - min_qty) // 4)
-    low = s.shelf_qty <= min_qty if not is_open else s.shelf_qty < resolve_above
+    low = shelf <= min_qty if not is_open else shelf < resolve_above
     # Raised ahead: the shelf may empty before staff could react. Not only on the mean
     # projection (which says "2 h" when a busy hour empties the shelf in one) but on its upper
     # band: the shelf is at or below the demand over the reaction time plus z·sigma, a dynamic
@@ -126,24 +133,28 @@ def restock_shelf(ctx: AlertContext, is_open: bool) -> Condition | None:
     # back even when full, records drifting above capacity included) keeps its alert open: a
     # standing "top up on every pass" while that lasts, instead of one alert per refill.
     standing = dynamic_min is not None and dynamic_min >= s.shelf_capacity
-    shelf_out_soon = (s.shelf_qty < s.shelf_capacity or standing) and (
+    shelf_out_soon = (shelf < s.shelf_capacity or standing) and (
         (s.hours_to_shelf_out is not None and s.hours_to_shelf_out <= reaction)
-        or (dynamic_min is not None and s.shelf_qty <= dynamic_min)
+        or (dynamic_min is not None and shelf <= dynamic_min)
     )
-    gap_seen = ctx.gap_streak >= 1 and s.shelf_qty <= min_qty + 1
+    gap_seen = ctx.gap_streak >= 1 and shelf <= min_qty + 1
     if not (low or shelf_out_soon or gap_seen):
         return None
-    move = max(1, min(s.backroom_qty, s.shelf_capacity - s.shelf_qty))
-    if s.shelf_qty == 0:
+    move = max(1, min(s.backroom_qty, s.shelf_capacity - shelf))
+    if shelf == 0:
         severity: Severity = "high"
     elif low:
         severity = "medium"
     else:
         severity = "low"
-    why = "the shelf is empty" if s.shelf_qty == 0 else f"the shelf has {s.shelf_qty} left"
+    why = "the shelf is empty" if shelf == 0 else f"the shelf has {shelf} left"
     if shelf_out_soon and not low:
         why = f"the shelf runs out in {s.hours_to_shelf_out:.1f} h"
+    if shelf < s.shelf_qty:
+        why += f" as the camera sees it (records say {s.shelf_qty})"
     evidence = _base_evidence(s) | {"hours_to_shelf_out": s.hours_to_shelf_out}
+    if s.shelf_seen_max is not None:
+        evidence["shelf_seen_max"] = s.shelf_seen_max
     if dynamic_min is not None:
         evidence["dynamic_shelf_min"] = round(dynamic_min, 2)
     if ctx.last_observation is not None:
@@ -243,7 +254,7 @@ def reorder(ctx: AlertContext, is_open: bool) -> Condition | None:
     if s.reorder_point is None or s.order_up_to is None:
         return None
     pending = sum(int(o["qty"]) for o in ctx.pending_orders)
-    position = s.shelf_qty + s.backroom_qty + (s.on_order or 0) + pending
+    position = shelf_estimate(s) + s.backroom_qty + (s.on_order or 0) + pending
     if position > s.reorder_point:
         return None
     pack = s.case_pack or 1

@@ -53,8 +53,9 @@ class CameraRig:
 
     def capture(self, ts: datetime) -> list[CameraFrame]:
         """Render and save one frame per camera showing the true shelves at `ts`."""
+        from backroom.vision import visible_facings
         from backroom.vision.frames import save_frame
-        from backroom.vision.render import render_frame, visible_facings
+        from backroom.vision.render import render_frame
 
         frames = []
         for pg in self._planograms:

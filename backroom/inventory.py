@@ -138,6 +138,11 @@ class SkuState:
     deltas: bytes = b""
     seen: SeenIds = field(default_factory=SeenIds)
     demand: DemandRate = field(default_factory=DemandRate)
+    # The most units the camera's last confident view allows on the shelf now: its visible
+    # facings × the facing depth, then every shelf delta since (a sale takes from it, a move
+    # adds). Set only while it is below the records (records drift above the shelf: theft, a
+    # miscount); a count or a view that allows the records clears it.
+    shelf_seen_max: int | None = None
 
     @property
     def recent(self) -> list[list[Any]]:
@@ -162,6 +167,7 @@ class SkuState:
             "recent": binascii.b2a_base64(self.deltas, newline=False).decode("ascii"),
             "seen": self.seen.encode(),
             "demand": self.demand.to_dict(),
+            "shelf_seen_max": self.shelf_seen_max,
         }
 
     @classmethod
@@ -182,7 +188,14 @@ class SkuState:
             deltas=Deltas.decode(data.get("recent", "")),
             seen=SeenIds.decode(data["seen"]),
             demand=DemandTracker.from_data(data["demand"]),
+            shelf_seen_max=data.get("shelf_seen_max"),
         )
+
+    @property
+    def shelf_estimate(self) -> int:
+        """The shelf as best known: the records, capped by what the camera allows."""
+        shelf = max(0, self.shelf_qty)
+        return shelf if self.shelf_seen_max is None else min(shelf, self.shelf_seen_max)
 
 
 class InventoryBook:
@@ -234,21 +247,36 @@ class InventoryBook:
             _delta(state, loc, scan.qty, stamp, us)
 
     def apply_vision(self, state: SkuState, fill: float, confidence: float, params: SkuParams,
-                     min_confidence: float = 0.6) -> bool:
-        """Fuse a camera fill ratio into the shelf estimate when the camera is confident.
+                     facings: int, us: int | None = None, min_confidence: float = 0.6) -> bool:
+        """Fuse a camera view of the SKU's slot into the shelf estimate when it is confident.
 
-        The camera sees facings, not units, so only a clear disagreement moves the record: a
-        shelf seen fuller than recorded raises the record; a gap seen while records say stock
-        is left for PHANTOM_STOCK (a recount decides), never silently zeroed.
+        The camera sees facings, not units: `facings` slots of capacity / facings units each,
+        a facing showing while it holds one, so k visible facings mean more than (k - 1) and
+        at most k facings' depth. Records below that minimum are raised to it (the view proves
+        them low); records above the maximum stand, but the maximum bounds the shelf estimate
+        (`shelf_seen_max`) that the projections and RESTOCK_SHELF use, and a gap seen while
+        records say stock is PHANTOM_STOCK's (a recount decides): never silently zeroed.
+        Before, the record was raised to k full facings, the maximum: every view inflated it.
+        A view stamped `us` is as of then: shelf deltas stamped after it (a move processed
+        before the frame) are added to both bounds, as a count does; one stamped at the same
+        instant only to the maximum (it may be in the view or not).
         """
         state.vision_fill = round(fill, 3)
         if confidence < min_confidence:
             return False
-        seen_units = math.floor(fill * params.shelf_capacity)
-        if fill <= 0.05 and state.shelf_qty > 0:
-            return False  # a gap with stock on record: PHANTOM_STOCK territory, not a silent reset
-        if seen_units > state.shelf_qty and fill >= 0.5:
-            state.shelf_qty = seen_units
+        depth = params.shelf_capacity / max(1, facings)
+        visible = round(fill * facings)
+        least = math.floor((visible - 1) * depth) + 1 if visible > 0 else 0
+        most = min(params.shelf_capacity, math.floor(visible * depth + 1e-9))
+        if us is not None:
+            # A delta stamped at the view's own instant may or may not be in the picture: each
+            # bound takes the reading that keeps it a bound (the maximum counts it as after).
+            after = [(t, d) for t, where, d in Deltas.ENTRY.iter_unpack(state.deltas) if where == 0 and t >= us]
+            least = max(0, least + sum(d for t, d in after if t > us))
+            most = max(0, most + sum(d for _, d in after))
+        state.shelf_seen_max = most if most < state.shelf_qty else None
+        if least > state.shelf_qty:
+            state.shelf_qty = least
             return True
         return False
 
@@ -321,6 +349,10 @@ def _delta(state: SkuState, loc: str, qty: int, stamp: str, us: int | None = Non
         return  # already part of that location's latest count
     if loc == "shelf":
         state.shelf_qty += qty
+        if state.shelf_seen_max is not None:
+            state.shelf_seen_max = max(0, state.shelf_seen_max + qty)
+            if state.shelf_seen_max >= state.shelf_qty:
+                state.shelf_seen_max = None  # the records are within the view again
     else:
         state.backroom_qty += qty
     if us is None:
@@ -355,6 +387,7 @@ def _count(state: SkuState, loc: str, qty: int, stamp: str, us: int | None = Non
     later = sum(d for t, where, d in Deltas.ENTRY.iter_unpack(state.deltas) if where == code and t > us)
     if loc == "shelf":
         state.shelf_qty, state.shelf_count_ts = qty + later, stamp
+        state.shelf_seen_max = None  # a count is the truth the camera's bound stood in for
     else:
         state.backroom_qty, state.backroom_count_ts = qty + later, stamp
 
@@ -362,14 +395,15 @@ def _count(state: SkuState, loc: str, qty: int, stamp: str, us: int | None = Non
 def _shelf_empty(state: SkuState) -> bool:
     # A recorded sale against an empty record still says the shelf is empty from here on; the
     # camera's gap counts too (records drift, shelves don't lie).
-    return state.shelf_qty <= 0 or (state.vision_fill is not None and state.vision_fill <= 0.05)
+    return state.shelf_estimate <= 0 or (state.vision_fill is not None and state.vision_fill <= 0.05)
 
 
 def to_inventory_state(state: SkuState, params: SkuParams, demand_per_hour: float | None = None,
                        policy: ReorderPolicy | None = None) -> InventoryState:
     """The published state. Projections walk the SKU's hourly forecast from the state's event
     time (a flat `demand_per_hour`, when given, replaces it); reorder levels need `policy`."""
-    shelf, backroom = max(0, state.shelf_qty), max(0, state.backroom_qty)
+    # Projections walk the shelf as best known (records capped by the camera's view).
+    shelf, backroom = state.shelf_estimate, max(0, state.backroom_qty)
     d = state.demand
     when = datetime.fromisoformat(state.ts) if state.ts is not None else None
     if demand_per_hour is not None or when is None:
@@ -396,7 +430,7 @@ def to_inventory_state(state: SkuState, params: SkuParams, demand_per_hour: floa
             "ts": when,
             "store_id": state.store_id,
             "sku": state.sku,
-            "shelf_qty": shelf,
+            "shelf_qty": max(0, state.shelf_qty),
             "backroom_qty": backroom,
             "shelf_capacity": params.shelf_capacity,
             "vision_fill": state.vision_fill,
@@ -415,5 +449,6 @@ def to_inventory_state(state: SkuState, params: SkuParams, demand_per_hour: floa
             "safety_stock": levels.safety_stock if levels else None,
             "reorder_point": levels.reorder_point if levels else None,
             "order_up_to": levels.order_up_to if levels else None,
+            "shelf_seen_max": state.shelf_seen_max,
         },
     )

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, TypeVar
 from backroom.alerts import AlertBook, AlertEngine
 from backroom.demand.reorder import ReorderPolicy
 from backroom.demand.tracker import DemandConfig
-from backroom.inventory import InventoryBook, SkuParams, SkuState, to_inventory_state
+from backroom.inventory import InventoryBook, SkuParams, SkuState, micros, to_inventory_state
 from backroom.records import (
     Alert,
     CatalogSku,
@@ -215,7 +215,8 @@ class InventoryProcessor:
                 continue
             state.offsets[source] = msg.offset
             params = self.params(catalog, obs.store_id, obs.sku)
-            self.book.apply_vision(state, obs.fill_ratio, obs.confidence, params)
+            self.book.apply_vision(state, obs.fill_ratio, obs.confidence, params, obs.facings_expected,
+                                   micros(obs.ts))
             state.version += 1
             stamp = obs.ts.isoformat()
             if state.ts is None or stamp > state.ts:

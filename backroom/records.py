@@ -182,6 +182,9 @@ class InventoryState(Record):
     safety_stock: float | None = None
     reorder_point: float | None = None
     order_up_to: float | None = None
+    # Camera (README, "Contract additions"): the most units the last confident view allows on
+    # the shelf now, when that is below `shelf_qty` (the records drifted above the shelf).
+    shelf_seen_max: int | None = None
 
 
 AlertType = Literal["RESTOCK_SHELF", "STOCKOUT_RISK", "OUT_OF_STOCK", "REORDER", "PHANTOM_STOCK"]

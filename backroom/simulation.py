@@ -257,6 +257,9 @@ class StoreSimulator:
                 item.shelf += move
                 self._record_truth(ts, item)
                 yield self._scan(ts, item, "move_to_shelf", move)
+            recount = getattr(self.staff, "recount", None)  # staff that count what they check
+            if recount is not None and recount(item.key):
+                yield self._scan(ts, item, "count", item.shelf, "shelf")
         elif what == "order":
             if not self.auto_orders:
                 return

@@ -20,6 +20,9 @@ def backtest(
     seed: int = typer.Option(7),
     warmup_days: float = typer.Option(3.0, help="days of the store's own routine while models learn"),
     reaction_minutes: float = typer.Option(45.0, help="simulated staff: alert to shelf"),
+    camera_minutes: float = typer.Option(
+        0.0, help="a shelf camera's view of every SKU this often in open hours (0: no camera)"
+    ),
     model: str = typer.Option(None, help="demand model (default: BACKROOM_DEMAND_MODEL)"),
     compare: bool = typer.Option(True, help="also score every River model on the same series"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -32,7 +35,8 @@ def backtest(
     if model:
         settings = settings.model_copy(update={"demand_model": model})
     result = run(days=days, stores=stores, skus=skus, seed=seed, warmup_days=warmup_days,
-                 reaction_minutes=reaction_minutes, settings=settings, compare=compare, plots=plots)  # fmt: skip
+                 reaction_minutes=reaction_minutes, settings=settings, compare=compare, plots=plots,
+                 camera_minutes=camera_minutes or None)  # fmt: skip
     if as_json:
         typer.echo(json.dumps(result))
         return

@@ -40,11 +40,20 @@ class AlertDrivenStaff:
         # Called before each decision so alerts up to this event time have been processed.
         self.flush = flush
         self.moves = 0
+        self.phantom: set[str] = set()  # keys with a PHANTOM_STOCK to check at the next visit
+        self.counting: set[str] = set()  # keys visited for it: the shelf is counted
+        self.counts = 0
 
     def on_alert(self, alert: dict[str, Any]) -> None:
+        key = f"{alert['store_id']}:{alert['sku']}"
+        if alert["type"] == "PHANTOM_STOCK":
+            # Records say stock, the camera sees a gap: go and look, fill the shelf, count it.
+            if alert["status"] == "open":
+                self.phantom.add(key)
+                self.due.setdefault(key, _ts(alert["ts"]) + self.reaction)
+            return
         if alert["type"] != "RESTOCK_SHELF":
             return
-        key = f"{alert['store_id']}:{alert['sku']}"
         if alert["status"] == "resolved":
             self.due.pop(key, None)
             self.open.discard(key)
@@ -62,6 +71,9 @@ class AlertDrivenStaff:
         if due is None or ts < due:
             return 0
         del self.due[item.key]
+        if item.key in self.phantom:
+            self.phantom.discard(item.key)
+            self.counting.add(item.key)
         if item.key in self.open:
             # Still open after this visit (a fast mover whose full shelf does not last the
             # reaction time): the task stays on the list, taken again after the same delay.
@@ -71,6 +83,16 @@ class AlertDrivenStaff:
         if move > 0:
             self.moves += 1
         return max(0, move)
+
+
+    def recount(self, key: str) -> bool:
+        """Whether the visit just made to `key` counts its shelf (the simulator then publishes
+        the count); once per PHANTOM_STOCK visit."""
+        if key in self.counting:
+            self.counting.discard(key)
+            self.counts += 1
+            return True
+        return False
 
 
 class BudgetedRounds:

@@ -567,11 +567,3 @@ def render_dataset(
         f"path: {out.resolve()}\ntrain: images/train\nval: images/val\nnames:\n{names}\n"
     )
     return counts
-
-
-def visible_facings(shelf_qty: int, facings: int, depth: int) -> int:
-    """Facings a camera sees for `shelf_qty` units: each facing is `depth` units deep and shows
-    while it holds at least one, so ceil(qty / depth) capped at the planogram's facings."""
-    if shelf_qty <= 0:
-        return 0
-    return min(facings, -(-shelf_qty // max(1, depth)))

@@ -16,6 +16,8 @@ from backroom.demand.closed_loop import AlertDrivenStaff, BudgetedRounds
 from backroom.settings import Settings
 from backroom.simulation import SimConfig, StoreSimulator
 
+T = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
 
 def small(seed: int = 5) -> dict[str, Any]:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
@@ -60,6 +62,42 @@ def test_after_go_live_every_order_in_the_books_was_placed(monkeypatch: pytest.M
     run = bt.run_arm(config, Settings(_env_file=None), "alert_driven", 2.0, 45.0)  # type: ignore[call-arg]
     assert run.orders > 0 and run.placed
     assert not unplaced
+
+
+def test_the_camera_reports_the_facings_that_hold_stock() -> None:
+    sim = StoreSimulator(SimConfig(stores=1, skus=3, days=1, seed=2))
+    item = sim.items[0]
+    cap = item.catalog.shelf_capacity
+    facings = -(-cap // 4)
+    for shelf, visible in ((0, 0), (1, 1), (4, 1), (5, 2), (cap, facings)):
+        item.shelf = shelf
+        view = bt.camera_view(item, T, "f1")
+        assert (view.facings_visible, view.facings_expected) == (visible, facings)
+        assert view.fill_ratio == round(visible / facings, 4)
+
+
+def test_a_camera_run_alerts_on_what_the_camera_sees_and_staff_recount_phantoms() -> None:
+    config = SimConfig(stores=1, skus=6, days=5, seed=3)
+    run = bt.run_arm(config, Settings(_env_file=None), "alert_driven", 2.0, 45.0, camera_minutes=30)  # type: ignore[call-arg]
+    assert any("observation" in a["evidence"] for a in run.alerts)
+    # Records drift above the shelf (theft), the camera sees fewer facings: RESTOCK_SHELF works
+    # from the camera's bound, and staff who get a PHANTOM_STOCK count the shelf.
+    assert any("shelf_seen_max" in a["evidence"] for a in run.alerts if a["type"] == "RESTOCK_SHELF")
+    assert any(a["type"] == "PHANTOM_STOCK" for a in run.alerts)
+    staff = run.sim.staff
+    assert isinstance(staff, AlertDrivenStaff) and staff.counts >= 1
+
+
+def test_staff_check_a_phantom_shelf_fill_it_and_count_it() -> None:
+    staff = AlertDrivenStaff(reaction_minutes=45)
+    sim = StoreSimulator(SimConfig(stores=1, skus=1, days=1, seed=1))
+    item = item_of(sim)
+    staff.on_alert({"type": "PHANTOM_STOCK", "status": "open", "store_id": item.store_id,
+                    "sku": item.catalog.sku, "ts": T.isoformat()})  # fmt: skip
+    assert staff(item, T + timedelta(minutes=30)) == 0 and not staff.recount(item.key)
+    assert staff(item, T + timedelta(minutes=45)) == item.catalog.shelf_capacity - 2
+    assert staff.recount(item.key) and not staff.recount(item.key)  # once per visit
+    assert staff.counts == 1
 
 
 def item_of(sim: StoreSimulator) -> Any:

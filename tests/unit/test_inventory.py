@@ -16,10 +16,11 @@ from backroom.inventory import (
     SkuParams,
     SkuState,
     _delta,
+    micros,
     to_inventory_state,
 )
 from backroom.records import Sale, Scan, decode
-from tests.factories import sale, scan
+from tests.factories import T0, sale, scan
 
 
 def ev(d: dict) -> Sale | Scan:
@@ -145,10 +146,47 @@ def test_projection_to_inventory_state() -> None:
 def test_vision_fill_pulls_a_low_record_up_but_never_hides_a_gap() -> None:
     book = InventoryBook()
     s = apply_all([scan("count", 2, location="shelf")])
-    assert book.apply_vision(s, fill=0.9, confidence=0.9, params=PARAMS)
-    assert s.shelf_qty == 18
-    assert not book.apply_vision(s, fill=0.0, confidence=0.95, params=PARAMS)
-    assert s.shelf_qty == 18 and s.vision_fill == 0.0
+    # 9 of 10 facings (2 units deep) show stock: more than 8 facings' worth, so at least 17.
+    assert book.apply_vision(s, fill=0.9, confidence=0.9, params=PARAMS, facings=10)
+    assert s.shelf_qty == 17 and s.shelf_seen_max is None
+    assert not book.apply_vision(s, fill=0.0, confidence=0.95, params=PARAMS, facings=10)
+    assert s.shelf_qty == 17 and s.vision_fill == 0.0
+    assert s.shelf_seen_max == 0  # the projections see the gap; the records wait for a recount
+
+
+def test_a_view_with_fewer_facings_bounds_the_shelf_estimate_until_a_count() -> None:
+    # Records drift above the shelf (theft): 16 recorded, the camera shows 3 of 10 facings (2
+    # deep), so at most 6 units are there. The records stand (PHANTOM_STOCK and a recount decide)
+    # but the projections and RESTOCK_SHELF work from 6, less each sale since.
+    book = InventoryBook()
+    s = apply_all([scan("count", 16, location="shelf")])
+    assert not book.apply_vision(s, fill=0.3, confidence=0.9, params=PARAMS, facings=10)
+    assert s.shelf_qty == 16 and s.shelf_seen_max == 6 and s.shelf_estimate == 6
+    book.apply(s, ev(sale(qty=2, minutes=5)))
+    assert s.shelf_qty == 14 and s.shelf_estimate == 4
+    assert to_inventory_state(s, PARAMS).shelf_seen_max == 4
+    assert to_inventory_state(s, PARAMS).shelf_qty == 14
+    # A view that allows the records, or a count, ends the bound.
+    book.apply(s, ev(scan("count", 4, location="shelf", minutes=10)))
+    assert s.shelf_seen_max is None and s.shelf_estimate == 4
+    # Unsure views change nothing.
+    assert not book.apply_vision(s, fill=0.1, confidence=0.3, params=PARAMS, facings=10)
+    assert s.shelf_seen_max is None
+
+
+def test_a_view_processed_after_later_shelf_events_counts_them() -> None:
+    # The frame was taken at minute 10, when 3 of 10 facings showed; a move of 12 at minute 12
+    # was processed first (another agent). The bounds are as of the frame plus what came after.
+    book = InventoryBook()
+    s = apply_all([scan("count", 9, location="shelf"), scan("move_to_shelf", 12, minutes=12)])
+    assert s.shelf_qty == 21
+    frame_us = micros(T0 + timedelta(minutes=10))
+    book.apply_vision(s, fill=0.3, confidence=0.9, params=PARAMS, facings=10, us=frame_us)
+    assert s.shelf_seen_max == 18  # at most 6 at minute 10, + 12 since (records say 21)
+    # Without the stamp the move would be ignored: a bound of 6 on a shelf just filled.
+    s2 = apply_all([scan("count", 9, location="shelf"), scan("move_to_shelf", 12, minutes=12)])
+    book.apply_vision(s2, fill=0.3, confidence=0.9, params=PARAMS, facings=10)
+    assert s2.shelf_seen_max == 6
 
 
 def test_dedup_window_forgets_the_oldest_ids_first() -> None:

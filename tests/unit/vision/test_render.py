@@ -125,7 +125,7 @@ def test_render_dataset_layout(tmp_path) -> None:
 
 
 def test_visible_facings_from_quantity() -> None:
-    from backroom.vision.render import visible_facings
+    from backroom.vision import visible_facings
 
     assert visible_facings(0, 4, 6) == 0
     assert visible_facings(1, 4, 6) == 1
