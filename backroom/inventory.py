@@ -141,7 +141,8 @@ class SkuState:
     # The most units the camera's last confident view allows on the shelf now: its visible
     # facings × the facing depth, then every shelf delta since (a sale takes from it, a move
     # adds). Set only while it is below the records (records drift above the shelf: theft, a
-    # miscount); a count or a view that allows the records clears it.
+    # miscount); a count or a view that allows the records clears it. A sale stamped before the
+    # view but applied after it is taken from it again: late events only make it tighter.
     shelf_seen_max: int | None = None
 
     @property

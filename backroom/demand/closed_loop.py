@@ -9,7 +9,9 @@ alert-driven` (producers/simulator.py consumes the alerts topic and feeds `on_al
 `pytest tests/unit/test_backtest.py`.
 
 Staff look at the shelf when they get there (the truth), so a move fills the shelf to capacity
-from what the backroom really holds; a move that finds nothing to do is not made. An alert still
+from what the backroom really holds; a move that finds nothing to do is not made. A PHANTOM_STOCK
+alert (records say stock, the camera sees a gap) gets the same visit, and the shelf is counted on
+it (`recount`: the simulator publishes a `count` scan). An alert still
 open after a visit stays on the staff's list and is taken again `reaction_minutes` later (the
 same delay as a new alert, never faster).
 """
@@ -83,7 +85,6 @@ class AlertDrivenStaff:
         if move > 0:
             self.moves += 1
         return max(0, move)
-
 
     def recount(self, key: str) -> bool:
         """Whether the visit just made to `key` counts its shelf (the simulator then publishes

@@ -13,6 +13,9 @@ Tests: `pytest tests/unit/test_reorder.py`.
 - order-up-to    S = D_{L+R} + z·σ_{L+R}: stock to cover the lead time plus one review cycle
   R (`order_cycle_hours`), so an order is not followed by another one a few sales later;
 - order quantity S − position, rounded up to whole case packs (at least one case).
+- with `recheck` (the default), L counts from the next expected sale (`recheck_hours`, from
+  the forecast): alerts are evaluated on events, and a closed night has none, so the reorder
+  point must already cover the jump it takes by the first sale of the morning.
 """
 
 from __future__ import annotations
