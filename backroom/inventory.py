@@ -142,7 +142,7 @@ class SkuState:
     # facings × the facing depth, then every shelf delta since (a sale takes from it, a move
     # adds). Set only while it is below the records (records drift above the shelf: theft, a
     # miscount); a count or a view that allows the records clears it. A sale stamped before the
-    # view but applied after it is taken from it again: late events only make it tighter.
+    # view but applied after it is taken from it again: a late event can put it under the shelf.
     shelf_seen_max: int | None = None
 
     @property
