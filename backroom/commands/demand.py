@@ -47,6 +47,9 @@ def backtest(
     typer.echo(f"alerts: recall {a['recall']} precision {a['precision']} median lead {a['median_lead_hours']} h "
                f"({a['episodes']} shelf-out episodes)")  # fmt: skip
     typer.echo(f"OSA alert-driven {o['alert_driven']} vs scheduled {o['scheduled']} at moves {m}")
+    st = result["stock_on_hand"]
+    typer.echo(f"stock on hand: {st['alert_driven']['days_of_cover']} days of cover alert-driven, "
+               f"{st['scheduled']['days_of_cover']} scheduled")  # fmt: skip
     typer.echo(f"{result['seconds']} s")
 
 
