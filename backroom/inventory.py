@@ -152,7 +152,7 @@ class SkuState:
 
     # --- (de)serialisation for the Faust table -----------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "store_id": self.store_id,
             "sku": self.sku,
             "shelf_qty": self.shelf_qty,
@@ -168,8 +168,10 @@ class SkuState:
             "recent": binascii.b2a_base64(self.deltas, newline=False).decode("ascii"),
             "seen": self.seen.encode(),
             "demand": self.demand.to_dict(),
-            "shelf_seen_max": self.shelf_seen_max,
         }
+        if self.shelf_seen_max is not None:  # rare (a camera bound in force): no null per value
+            out["shelf_seen_max"] = self.shelf_seen_max
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SkuState:

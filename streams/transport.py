@@ -397,10 +397,11 @@ class KeyPartitioner:
     def __init__(self, size: int = 1 << 18) -> None:
         self.size = size
         self._hashes: dict[bytes, int] = {}
+        self._unkeyed = DefaultPartitioner()
 
     def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
         if key is None:
-            return DefaultPartitioner()(key, all_partitions, available)  # type: ignore[no-any-return]
+            return self._unkeyed(key, all_partitions, available)  # type: ignore[no-any-return]
         h = self._hashes.get(key)
         if h is None:
             if len(self._hashes) >= self.size:

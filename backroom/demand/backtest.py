@@ -109,14 +109,13 @@ class Pipeline:
             by_topic[msg.topic].append(msg)
         published = []
         frames = by_topic.pop(CAMERA_TOPIC, [])
-        for topic, msgs in [*by_topic.items(), (CAMERA_TOPIC, frames)]:
-            if not msgs:
-                continue
-            if topic == CAMERA_TOPIC:  # the shelf-fill agent: camera views into the shelf estimate
-                res = self.inventory.process_observations(msgs, self.inv_table.get, self.catalog.get)
-            else:
-                res = self.inventory.process(msgs, self.inv_table.get, self.catalog.get)
-            # The table stores what Faust would: the JSON value (each agent reads the last write).
+        # Sales and scans, then camera views (the shelf-fill agent), each reading the last write.
+        steps = [(self.inventory.process, msgs) for msgs in by_topic.values()]
+        if frames:
+            steps.append((self.inventory.process_observations, frames))
+        for process, msgs in steps:
+            res = process(msgs, self.inv_table.get, self.catalog.get)
+            # The table stores what Faust would: the JSON value.
             for key, value in res.states.items():
                 self.inv_table[key] = orjson.loads(orjson.dumps(value))
                 self._watch(key, self.inv_table[key])
@@ -127,8 +126,7 @@ class Pipeline:
             key = f"{st.store_id}:{st.sku}"
             state_msgs.append(RawMessage("inventory.state", 0, self.offsets["inventory.state"],
                                          key.encode(), st.to_json()))  # fmt: skip
-        batches = [state_msgs, frames] if frames else [state_msgs]  # frames: the observation-alerts agent
-        for msgs in batches:
+        for msgs in (state_msgs, frames):  # frames: the observation-alerts agent
             ares = self.alerting.process(msgs, self.alert_table.get)
             self.alert_table.update(ares.books)
             for alert in ares.alerts:
@@ -196,14 +194,14 @@ def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
             result.placed.add(alert["alert_id"])
 
     pipe.listeners.append(buyer)
-    every = timedelta(minutes=camera_minutes) if camera_minutes else None
-    next_view = config.start + every if every else None
+    every = timedelta(minutes=camera_minutes or 0)
+    next_view = config.start + every if camera_minutes else None
     views = 0
     for ev in sim.events():
         if next_view is not None and ev.ts >= next_view:
             # The simulator has applied `ev` when it yields it: the view shows the shelves now.
             while next_view <= ev.ts:
-                next_view += every  # type: ignore[operator]
+                next_view += every
             if CAMERA_HOURS[0] <= ev.ts.hour < CAMERA_HOURS[1]:
                 views += 1
                 for item in sim.items:
