@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -86,6 +87,13 @@ def raw_messages(events: Sequence[EventT], topic: str) -> list[RawMessage]:
         RawMessage(topic, ev.message.partition, ev.message.offset, ev.message.key, ev.message.value)
         for ev in events
     ]
+
+
+def fetched_messages(topic: str, records: Mapping[Any, Sequence[Any]]) -> list[RawMessage]:
+    """A fetch's records by partition (what a `BulkHandler` gets) as plain messages of contract
+    topic `topic`, in partition then offset order."""
+    return [RawMessage(topic, tp.partition, r.offset, r.key, r.value)
+            for tp, recs in records.items() for r in recs]  # fmt: skip
 
 
 async def send_records(topic: faust.TopicT, records: Sequence[Record], key_of: Any = None) -> None:
@@ -204,12 +212,11 @@ class VersionedBookTable(VersionedTable):
     version_field = "last_version"
 
 
-def create_app(settings: Settings) -> faust.App:
-    """Build the worker app; nothing talks to the broker until the worker starts."""
-    datadir = (settings.data_dir / "worker").resolve()
-    datadir.mkdir(parents=True, exist_ok=True)
+def worker_app(app_id: str, settings: Settings, datadir: Path) -> BackroomApp:
+    """An app with the worker's Faust and consumer configuration, no agents or tables yet
+    (`create_app` adds them; `streams/noop.py` builds its bulk baseline on the same)."""
     app = BackroomApp(
-        settings.app_id,
+        app_id,
         broker=[f"kafka://{b.strip()}" for b in settings.bootstrap.split(",")],
         store=settings.store,
         datadir=str(datadir),
@@ -235,6 +242,14 @@ def create_app(settings: Settings) -> faust.App:
     )
     app.fetch_min_bytes = settings.fetch_min_bytes
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
+    return app
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the worker app; nothing talks to the broker until the worker starts."""
+    datadir = (settings.data_dir / "worker").resolve()
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = worker_app(settings.app_id, settings, datadir)
     # Faust pauses the whole conductor whenever more than 100 changelog records wait to be
     # produced; one coalesced batch writes one record per touched key, often more than 100.
     ProducerBuffer.max_messages = max(ProducerBuffer.max_messages, 4 * settings.batch_size)
@@ -353,8 +368,7 @@ def create_app(settings: Settings) -> faust.App:
         size = settings.batch_size
 
         async def handle(records: Mapping[Any, Sequence[Any]]) -> None:
-            messages = [RawMessage(topic, tp.partition, r.offset, r.key, r.value)
-                        for tp, recs in records.items() for r in recs]  # fmt: skip
+            messages = fetched_messages(topic, records)
             name = (topic, 0)
             try:
                 for start in range(0, len(messages), size):

@@ -4,7 +4,8 @@
 
 In one run, on a fresh topic prefix: (1) pre-load N POS sales; (2) time a plain aiokafka
 consumer reading them (the raw ceiling); (3) time a no-op Faust app batching them the same way
-(`streams/noop.py`: Faust's own ceiling); (4) start `backroom worker` and time it from its first
+(`streams/noop.py`: Faust's own ceiling) and the worker's own ingest path with no logic
+(`--bulk`: the ceiling of any worker on this consumer); (4) start `backroom worker` and time it from its first
 to its last inventory.state record for those events; (5) produce at a fixed rate and measure,
 per event, produce → the first inventory.state that includes it.
 """
@@ -91,10 +92,11 @@ async def _raw_consume(settings: Settings, n: int) -> float:
         await consumer.stop()
 
 
-def _start_worker(settings: Settings, log_path: str, module: str = "backroom.cli") -> subprocess.Popen[bytes]:
+def _start_worker(settings: Settings, log_path: str, module: str = "backroom.cli",
+                  *args: str) -> subprocess.Popen[bytes]:  # fmt: skip
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", module, "worker"], env=settings.subprocess_env(), stdout=log,
+            [sys.executable, "-m", module, "worker", *args], env=settings.subprocess_env(), stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
@@ -125,9 +127,10 @@ async def _worker_rate(settings: Settings, last: dict[bytes, str], timeout_s: fl
     return first_ts, last_ts
 
 
-async def _noop_rate(settings: Settings, n: int, timeout_s: float) -> float:
-    """Events/s of the no-op Faust app, from the broker timestamps of its per-batch counts."""
-    consumer = make_consumer(settings, "bench.noop", group_id=None)
+async def _noop_rate(settings: Settings, n: int, timeout_s: float, topic: str = "bench.noop") -> float:
+    """Events/s of a no-op app (`streams/noop.py`), from the broker timestamps of its per-batch
+    counts on `topic`."""
+    consumer = make_consumer(settings, topic, group_id=None)
     await consumer.start()
     seen, first, last = 0, None, 0.0
     deadline = time.monotonic() + timeout_s
@@ -143,7 +146,7 @@ async def _noop_rate(settings: Settings, n: int, timeout_s: float) -> float:
     finally:
         await consumer.stop()
     if seen < n or first is None:
-        raise RuntimeError(f"the no-op Faust app did not finish in {timeout_s:.0f}s")
+        raise RuntimeError(f"the no-op app ({topic}) did not finish in {timeout_s:.0f}s")
     return n / max(last - first, 1e-3)
 
 
@@ -245,7 +248,16 @@ async def bench_pipeline(settings: Settings, cfg: BenchConfig) -> dict[str, Any]
         noop_eps = await _noop_rate(settings, cfg.events, timeout_s=max(120.0, cfg.events / 2000))
     finally:
         stop_worker(noop)
-    console.log(f"bench: no-op Faust {noop_eps:,.0f} events/s; starting the worker")
+    console.log(f"bench: no-op Faust {noop_eps:,.0f} events/s; starting the bulk no-op app")
+    await ensure_topics(settings, ("bench.bulk-noop",), changelogs=False)
+    bulk = _start_worker(settings, str((settings.data_dir / f"bench-bulk-noop-{run}.log").resolve()),
+                         "streams.noop", "--bulk")  # fmt: skip
+    try:
+        bulk_eps = await _noop_rate(settings, cfg.events, timeout_s=max(120.0, cfg.events / 2000),
+                                    topic="bench.bulk-noop")  # fmt: skip
+    finally:
+        stop_worker(bulk)
+    console.log(f"bench: bulk no-op {bulk_eps:,.0f} events/s; starting the worker")
     log_path = str((settings.data_dir / f"bench-worker-{run}.log").resolve())
     worker = _start_worker(settings, log_path)
     try:
@@ -264,6 +276,10 @@ async def bench_pipeline(settings: Settings, cfg: BenchConfig) -> dict[str, Any]
         "ratio": round(worker_eps / raw_eps, 3),
         "faust_noop_eps": round(noop_eps, 1),
         "ratio_vs_faust_noop": round(worker_eps / noop_eps, 3),
+        # The worker's own consumer and hand-off with no logic: its ceiling, and that over raw.
+        "bulk_noop_eps": round(bulk_eps, 1),
+        "bulk_noop_ratio": round(bulk_eps / raw_eps, 3),
+        "ratio_vs_bulk_noop": round(worker_eps / bulk_eps, 3),
         **lat,
         "partitions": settings.partitions,
         "batch_size": settings.batch_size,

@@ -3,7 +3,7 @@
     pytest tests/integration/test_pipeline_bench.py
 
 The figures in the README come from the real machine at full size; this checks that the
-benchmark runs through its phases (raw consume, no-op Faust, worker, latency) and reports
+benchmark runs through its phases (raw consume, no-op Faust, bulk no-op, worker, latency) and reports
 every documented field with values that can only come from events that really went through.
 """
 
@@ -26,6 +26,8 @@ def test_a_small_pipeline_bench_reports_every_field(kafka_settings: Settings) ->
         assert field in out, out
     assert out["events"] == 3000
     assert out["raw_consume_eps"] > 0 and out["worker_eps"] > 0 and out["faust_noop_eps"] > 0
+    assert out["bulk_noop_eps"] > 0
+    assert out["bulk_noop_ratio"] == pytest.approx(out["bulk_noop_eps"] / out["raw_consume_eps"], abs=1e-3)
     assert out["ratio"] == pytest.approx(out["worker_eps"] / out["raw_consume_eps"], abs=1e-3)
     # Only the scored events (after the warm-up) have latencies; each got its state.
     assert out["latency_events"] == 400, out
