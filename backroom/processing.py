@@ -178,7 +178,7 @@ class InventoryProcessor:
         for key in touched:
             state = states[key]
             result.states[key] = state.to_dict()
-            if state.ts is not None:
+            if state.clock_us is not None:
                 # Re-published even when the batch held only redeliveries: a crash between
                 # the table write and the publish must not leave downstream a version behind.
                 self._publish(result, state, catalog)
@@ -218,13 +218,13 @@ class InventoryProcessor:
             self.book.apply_vision(state, obs.fill_ratio, obs.confidence, params, obs.facings_expected,
                                    micros(obs.ts))
             state.version += 1
-            stamp = obs.ts.isoformat()
-            if state.ts is None or stamp > state.ts:
-                state.ts = stamp
+            us = micros(obs.ts)
+            if state.clock_us is None or us > state.clock_us:
+                state.clock_us = us
             result.applied += 1
         for key, state in states.items():
             result.states[key] = state.to_dict()
-            if state.ts is not None:
+            if state.clock_us is not None:
                 self._publish(result, state, catalog)
         return result
 

@@ -97,8 +97,13 @@ class DemandTracker:
     _cum: tuple[list[float], list[float], list[float], float] | None = field(default=None, repr=False, compare=False)
 
     # --- per event (cheap) ---------------------------------------------------------------------
+    # Each takes the event time as a datetime, or as epoch seconds (`..._at`: the worker has
+    # them from the event already, and converting once per call adds up at 50k events/s).
     def add_sale(self, ts: datetime, qty: int) -> None:
-        hour = int(ts.timestamp() // 3600)
+        self.add_sale_at(ts.timestamp(), qty)
+
+    def add_sale_at(self, t: float, qty: int) -> None:
+        hour = int(t // 3600)
         if self.bucket_hour is None:
             self.bucket_hour = hour
         if hour < self.bucket_hour:
@@ -111,7 +116,9 @@ class DemandTracker:
 
     def shelf_seen(self, ts: datetime, empty: bool) -> None:
         """The shelf's state as of `ts` (after the event): opens/ends an empty interval."""
-        t = ts.timestamp()
+        self.shelf_seen_at(ts.timestamp(), empty)
+
+    def shelf_seen_at(self, t: float, empty: bool) -> None:
         if self.bucket_hour is None:
             self.bucket_hour = int(t // 3600)
         if empty and self.empty_since is None:
@@ -132,7 +139,9 @@ class DemandTracker:
 
     def advance(self, ts: datetime, cfg: DemandConfig) -> int:
         """Move the SKU's event clock; closes and learns the hours now past. Returns hours closed."""
-        t = ts.timestamp()
+        return self.advance_at(ts.timestamp(), cfg)
+
+    def advance_at(self, t: float, cfg: DemandConfig) -> int:
         if t > self.clock:
             self.clock = t
         if self.bucket_hour is None:

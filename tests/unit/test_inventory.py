@@ -283,8 +283,9 @@ def test_pruning_recent_deltas_matches_filtering_the_whole_list() -> None:
             stamp = when.isoformat()
             loc = rng.choice(["shelf", "backroom"])
             reference.add(stamp, loc, 1)
-            _delta(state, loc, 1, stamp)
-            state.ts = stamp if state.ts is None or stamp > state.ts else state.ts
+            us = micros(when)
+            _delta(state, loc, 1, us)
+            state.clock_us = us if state.clock_us is None or us > state.clock_us else state.clock_us
             if i % 500 == 499:  # a reload from the table: order not known
                 state = SkuState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
             # Kept in stamp order (order carries no meaning; a stable sort of the arrivals).

@@ -20,7 +20,7 @@ from backroom.demand.reorder import (
     reorder_levels,
 )
 from backroom.demand.tracker import DemandTracker
-from backroom.inventory import SkuParams, SkuState, to_inventory_state
+from backroom.inventory import SkuParams, SkuState, micros, to_inventory_state
 from backroom.records import InventoryState
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -77,7 +77,7 @@ def test_the_reorder_point_looks_ahead_to_the_next_chance_to_recheck() -> None:
     assert now.reorder_point < then.reorder_point  # the gap a closed night opens
     assert ahead.reorder_point == pytest.approx(then.reorder_point + 1.0)  # + the one unit sold by then
 
-    state = SkuState("S1", "A", shelf_qty=10, backroom_qty=40, ts=evening.isoformat(), demand=d)
+    state = SkuState("S1", "A", shelf_qty=10, backroom_qty=40, clock_us=micros(evening), demand=d)
     params = SkuParams(shelf_capacity=20, min_shelf_qty=5, lead_time_hours=lead, case_pack=6)
     on = to_inventory_state(state, params, policy=ReorderPolicy())
     off = to_inventory_state(state, params, policy=ReorderPolicy(recheck=False))
