@@ -3,8 +3,9 @@
 Run: `python -m backroom.processing_bench --events 100000 --keys 200 [--batch 2500]
 [--gc-threshold 700] [--fill 64]`. Prints one JSON object: events, keys, events_per_s and µs per event
 for each phase: `process` (`InventoryProcessor.process`: decode, validate, dedup, apply,
-demand buckets, projections), `store` (table values as JSON bytes), `alerts` (rule evaluation
-on the published states, records and changed books serialised). Sales are spread round-robin
+demand buckets, projections, table values as JSON bytes), `store` (setting them in the table,
+a dict of bytes as the worker's memory store), `alerts` (rule evaluation on the published
+states, records and changed books serialised). Sales are spread round-robin
 over `keys` store×SKU keys, one second of event time apart, in batches of `batch` as the
 worker's bulk path hands them over; tables are plain dicts. `--keys 100000` is the soak's
 worst case (every event in a batch a different key); `--gc-threshold` sets the collector's
@@ -81,14 +82,12 @@ def run(events: int, keys: int, batch: int, fill: int = 0) -> dict[str, Any]:
     table: dict[str, bytes] = {}
     books: dict[str, Any] = {}
 
-    def load(key: str) -> Any:
-        value = table.get(key)
-        return orjson.loads(value) if value is not None else None
+    load = table.get  # the stored bytes, as the worker's reader hands them over
 
     if fill > 0:
         for msgs in preload(keys, fill):
             result = inventory.process(msgs, load, lambda _: None)
-            table.update({k: orjson.dumps(v) for k, v in result.states.items()})
+            table.update(result.values)
             books.update(alerting.on_states(result.published, books.get).books)
     # After a pre-load the events span 10 minutes of event time, as in the soak (event time
     # with the wall clock): no hour closes, which would add a model update per key and hour.
@@ -103,8 +102,7 @@ def run(events: int, keys: int, batch: int, fill: int = 0) -> dict[str, Any]:
         result = inventory.process(messages[i : i + batch], load, lambda _: None)
         applied += result.applied
         b = time.perf_counter()
-        for key, value in result.states.items():
-            table[key] = bytes(memoryview(orjson.dumps(value)))
+        table.update(result.values)
         c = time.perf_counter()
         alerts = alerting.on_states(result.published, books.get)
         books.update(alerts.books)

@@ -82,7 +82,7 @@ class Pipeline:
     def __init__(self, settings: Settings, result: RunResult, batch_minutes: float = 5.0) -> None:
         self.inventory = InventoryProcessor(settings)
         self.alerting = AlertProcessor(settings)
-        self.inv_table: dict[str, dict[str, Any]] = {}
+        self.inv_table: dict[str, bytes] = {}  # JSON bytes, as the worker's table keeps them
         self.alert_table: dict[str, dict[str, Any]] = {}
         self.catalog: dict[str, dict[str, Any]] = {}
         self.result = result
@@ -115,10 +115,10 @@ class Pipeline:
             steps.append((self.inventory.process_observations, frames))
         for process, msgs in steps:
             res = process(msgs, self.inv_table.get, self.catalog.get)
-            # The table stores what Faust would: the JSON value.
-            for key, value in res.states.items():
-                self.inv_table[key] = orjson.loads(orjson.dumps(value))
-                self._watch(key, self.inv_table[key])
+            # The table stores what the worker's does: the JSON value, as bytes.
+            for key, value in res.values.items():
+                self.inv_table[key] = value
+                self._watch(key, res.states[key])
             published.extend(res.published)
         state_msgs = []
         for st in published:
@@ -223,8 +223,8 @@ def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
         result.events += 1
     pipe.flush()
     for value in pipe.inv_table.values():
-        result.state_bytes.append(len(orjson.dumps(value)))
-        blob = value["demand"]["model"]
+        result.state_bytes.append(len(value))
+        blob = orjson.loads(value)["demand"]["model"]
         if blob:
             result.model_bytes.append(len(blob) * 3 // 4)  # base64 → pickled bytes
     result.seconds = time.perf_counter() - t0

@@ -444,6 +444,11 @@ class DemandTracker:
 
     # --- table format ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        # Rounded here, and in place: a tracker kept live after its value was written
+        # (`backroom.processing.LiveStates`) must be exactly the one that value reads back as.
+        self.day_c = round(self.day_c, 3)
+        if self.day_y is not None:
+            self.day_y = round(self.day_y, 3)
         return {
             "rate": self.rate,
             "hours_seen": self.hours_seen,
@@ -457,8 +462,8 @@ class DemandTracker:
             "fc_base": self.fc_base,
             "dispersion": self.dispersion,
             "wd": self.wd,
-            "day_y": None if self.day_y is None else round(self.day_y, 3),
-            "day_c": round(self.day_c, 3),
+            "day_y": self.day_y,
+            "day_c": self.day_c,
             "day_level": self.day_level,
             "days": self.days,
         }

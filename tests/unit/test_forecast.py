@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -403,3 +404,26 @@ def test_weekday_factors_are_learned_once_a_day_and_scale_the_forecast() -> None
     assert sunday == pytest.approx(thursday, rel=0.2)
     assert next_saturday == pytest.approx(saturday, rel=0.05)
     assert d.demand_over(friday, 72)[0] == pytest.approx(_walk_over(d, friday, 72), abs=1e-6)
+
+
+def test_a_written_tracker_is_exactly_the_one_its_value_reads_back_as() -> None:
+    """The worker keeps a state live after writing it (`backroom.processing.LiveStates`): every
+    field must survive the table value unchanged, or a live key and a reloaded one drift apart.
+    Days whose shelf empties mid-hour add fractional estimates to the running day sums."""
+    cfg = DemandConfig(model="holtwinters")
+    d = DemandTracker()
+    fields = [f.name for f in dataclasses.fields(DemandTracker) if not f.name.startswith("_")]
+    for day in range(3):
+        for hour in range(24):
+            base = MONDAY + timedelta(days=day, hours=hour)
+            for i in range(SHAPE[hour]):
+                t = base + timedelta(minutes=1 + 30 * i / max(SHAPE[hour], 1))
+                d.add_sale(t, 1)
+                d.shelf_seen(t, empty=False)
+                d.advance(t, cfg)
+            d.shelf_seen(base + timedelta(minutes=37), empty=hour >= 12)
+            d.advance(base + timedelta(minutes=59), cfg)
+            value = d.to_dict()
+            back = DemandTracker.from_data(orjson.loads(orjson.dumps(value)))
+            assert {f: getattr(back, f) for f in fields} == {f: getattr(d, f) for f in fields}, (day, hour)
+    assert d.day_y is not None and d.day_y % 1 > 0  # the fractions were there
