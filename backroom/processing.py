@@ -84,7 +84,6 @@ def decode_keyed(msg: RawMessage, record_type: type[R], max_bytes: int) -> R:
 # A table value as the loader returns it: the stored JSON bytes (the worker's tables), or the
 # parsed dict (tests, the backtest).
 StoredState = bytes | dict[str, Any] | None
-LIVE_STATES = 8192  # keys whose last written SkuState is kept, to skip re-reading its value
 
 
 class LiveStates:
@@ -96,19 +95,24 @@ class LiveStates:
     holds the very bytes object written from a state (`is`, not `==`), that state is what the
     bytes say, so it is used as is. Anything else that wrote the key (a changelog replay after
     a rebalance, another store) put another object there, and the value is read as usual.
-    The table stays the truth; this is a read cache of at most LIVE_STATES keys. A state taken
+    The table stays the truth; this is a read cache of at most `size` keys (`LIVE_STATES`,
+    ~7 KB each with the demand model unpickled). A state taken
     into a batch leaves the cache and comes back only with the bytes written at its end: a
     batch that fails half way leaves nothing half-applied behind."""
 
-    def __init__(self, size: int = LIVE_STATES) -> None:
+    def __init__(self, size: int) -> None:
         self.size = size
         self._states: dict[str, tuple[bytes, SkuState]] = {}
 
     def take(self, key: str, stored: bytes) -> SkuState | None:
+        if not self.size:
+            return None
         hit = self._states.pop(key, None)
         return hit[1] if hit is not None and hit[0] is stored else None
 
     def put(self, key: str, value: bytes, state: SkuState) -> None:
+        if not self.size:
+            return
         states = self._states
         states[key] = (value, state)
         if len(states) > self.size:
@@ -154,7 +158,7 @@ class InventoryProcessor:
             missing=True,
         )
         self._params: dict[int, tuple[Mapping[str, Any], SkuParams]] = {}
-        self.live = LiveStates()
+        self.live = LiveStates(settings.live_states)
 
     def _state(self, states: dict[str, SkuState], load: Callable[[str], StoredState], key: str,
                store_id: str, sku: str) -> SkuState:  # fmt: skip

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         description="sales and scans go from each fetch straight to the processor (not through "
         "Faust's per-message streams): several times the throughput",
     )
+    live_states: int = Field(
+        default=8192, ge=0,
+        description="inventory states kept parsed between batches (~7 KB each; 0: parse every value "
+        "read, as before)",
+    )
     producer_linger_ms: float = Field(
         default=5.0, ge=0, description="worker producer linger: fewer, larger produce requests vs latency"
     )

@@ -201,3 +201,11 @@ def test_a_batch_that_fails_half_way_leaves_no_half_applied_state_behind(setting
     # Redelivered, the batch is applied once to what the table holds.
     again = proc.process(batch, table.get, lambda _k: None)
     assert orjson.loads(again.values["S1:A"])["backroom_qty"] == 15 and again.applied == 1
+
+
+def test_live_states_can_be_turned_off(settings: Settings) -> None:
+    proc, table = InventoryProcessor(settings.model_copy(update={"live_states": 0})), {}
+    for batch in _days_of_events(days=1)[:3]:
+        res = proc.process(batch, table.get, lambda _k: None)
+        table.update(res.values)
+    assert not proc.live._states and orjson.loads(table["S1:A"])["version"] > 1
