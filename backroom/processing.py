@@ -103,12 +103,15 @@ class LiveStates:
     def __init__(self, size: int) -> None:
         self.size = size
         self._states: dict[str, tuple[bytes, SkuState]] = {}
+        self.hits = self.misses = 0  # reads served live / parsed (the worker logs them)
 
     def take(self, key: str, stored: bytes) -> SkuState | None:
-        if not self.size:
-            return None
-        hit = self._states.pop(key, None)
-        return hit[1] if hit is not None and hit[0] is stored else None
+        hit = self._states.pop(key, None) if self.size else None
+        if hit is not None and hit[0] is stored:
+            self.hits += 1
+            return hit[1]
+        self.misses += 1
+        return None
 
     def put(self, key: str, value: bytes, state: SkuState) -> None:
         if not self.size:

@@ -331,8 +331,10 @@ def create_app(settings: Settings) -> faust.App:
     @app.timer(10.0)
     async def log_stats() -> None:
         if stats["batches"]:
+            live = inventory_processor.live
             log.info("inventory: %(events)d events in %(batches)d batches, %(duplicates)d duplicates, "
-                     "%(dead)d dead-lettered", stats)  # fmt: skip
+                     "%(dead)d dead-lettered; states read live %(hits)d, parsed %(misses)d",
+                     {**stats, "hits": live.hits, "misses": live.misses})  # fmt: skip
         now = time.monotonic()
         for (source, _), (phase, since) in list(phases.items()):
             if now - since > 10:
