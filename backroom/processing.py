@@ -130,6 +130,8 @@ def table_value(value: dict[str, Any]) -> bytes:
 
 @dataclass
 class InventoryResult:
+    # The touched keys' table values as dicts. Read them before the next batch: they share
+    # parts (offsets, demand buckets) with the states the processor keeps live.
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The same states as table values (`table_value`); the worker writes these.
     values: dict[str, bytes] = field(default_factory=dict)
