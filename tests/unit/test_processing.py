@@ -128,7 +128,8 @@ def test_processing_bench_fill_brings_keys_to_the_soaks_size() -> None:
     # The pre-loaded sales are applied (not skipped as redeliveries), so the values are larger:
     # 16 dedup ids and deltas each, and the measured events still count as new.
     assert filled["fill"] == 16 and filled["value_bytes"] > small["value_bytes"] + 16 * 8
-    assert filled["applied"] == filled["events"] == 200 and all(v > 0 for v in filled["us_per_event"].values())
+    assert filled["applied"] == filled["events"] == 200
+    assert filled["us_per_event"]["process"] > 0 and filled["us_per_event"]["alerts"] > 0  # `store` may round to 0
 
 
 # --- states kept live between batches (`LiveStates`) ----------------------------------------------
