@@ -162,10 +162,6 @@ class SkuState:
         """The state's event time as an ISO stamp in UTC (None before its first event)."""
         return self.stamp(self.clock_us)
 
-    @ts.setter
-    def ts(self, stamp: str | None) -> None:
-        self.clock_us = stamp_micros(stamp)
-
     @property
     def recent(self) -> list[list[Any]]:
         """The remembered deltas as `[stamp, "shelf"|"backroom", qty]`, oldest first."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
@@ -178,11 +178,9 @@ class InventoryProcessor:
             states[key] = state
         return state
 
-    def _finish(self, result: InventoryResult, states: Mapping[str, SkuState], keys: Iterable[str],
-                catalog: CatalogLookup) -> None:  # fmt: skip
-        """Table values and published states for the batch's touched keys."""
-        for key in keys:
-            state = states[key]
+    def _finish(self, result: InventoryResult, states: Mapping[str, SkuState], catalog: CatalogLookup) -> None:
+        """Table values and published states for the keys the batch read."""
+        for key, state in states.items():
             value = state.to_dict()
             result.states[key] = value
             result.values[key] = blob = table_value(value)
@@ -215,8 +213,7 @@ class InventoryProcessor:
         catalog: CatalogLookup,
     ) -> InventoryResult:
         result = InventoryResult()
-        states: dict[str, SkuState] = {}
-        touched: set[str] = set()
+        states: dict[str, SkuState] = {}  # every key the batch read: each is written back
         for msg in messages:
             record_type = self.record_types.get(msg.topic)
             if record_type is None:
@@ -232,7 +229,6 @@ class InventoryProcessor:
             source = f"{msg.topic}:{msg.partition}"
             if msg.offset <= state.offsets.get(source, -1):
                 result.duplicates += 1  # redelivered after a restart: already in the state
-                touched.add(key)
                 continue
             try:
                 applied = self.book.apply(state, event)
@@ -245,8 +241,7 @@ class InventoryProcessor:
                 result.applied += 1
             else:
                 result.duplicates += 1
-            touched.add(key)
-        self._finish(result, states, touched, catalog)
+        self._finish(result, states, catalog)
         return result
 
     def _publish(self, result: InventoryResult, state: SkuState, catalog: CatalogLookup) -> None:
@@ -280,14 +275,13 @@ class InventoryProcessor:
                 continue
             state.offsets[source] = msg.offset
             params = self.params(catalog, obs.store_id, obs.sku)
-            self.book.apply_vision(state, obs.fill_ratio, obs.confidence, params, obs.facings_expected,
-                                   micros(obs.ts))
-            state.version += 1
             us = micros(obs.ts)
+            self.book.apply_vision(state, obs.fill_ratio, obs.confidence, params, obs.facings_expected, us)
+            state.version += 1
             if state.clock_us is None or us > state.clock_us:
                 state.clock_us = us
             result.applied += 1
-        self._finish(result, states, states, catalog)
+        self._finish(result, states, catalog)
         return result
 
 
