@@ -26,6 +26,8 @@ COPY producers/ producers/
 COPY consumers/ consumers/
 COPY dashboard/ dashboard/
 COPY broker/ broker/
+COPY cli/ cli/
+COPY bench/ bench/
 RUN pip install --no-deps . && rm -rf build *.egg-info
 
 # Data, not code: the installed package cannot find models/ next to itself, so say where it is.

@@ -1,7 +1,7 @@
 """Questions in plain words -> an intent with slots -> one parameterised read-only SQL over history.
 
 Run: `backroom ask "What do I need to restock today?" [--json]`, or `GET /api/ask?q=...` on the
-dashboard. From Python: `ask("reorder list for store S001", HistoryStore(path), settings)`.
+dashboard (the route is `dashboard/ask_api.py`). From Python: `ask("reorder list for store S001", HistoryStore(path), settings)`.
 
 Offline by default: a rule parser (`parse`) recognises the intents below and fills the slots
 (store, SKU or category, horizon in hours, period, alert type, limit) from the question and the
@@ -23,16 +23,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import orjson
 
-from backroom.history import RELATIONS, TABLES, VIEWS, HistoryBusy, HistoryStore, history_path
+from backroom.history import RELATIONS, TABLES, VIEWS, HistoryBusy, HistoryStore
 from backroom.settings import Settings
-
-if TYPE_CHECKING:
-    from fastapi import APIRouter
 
 MAX_QUESTION = 500
 DEFAULT_LIMIT = 50
@@ -735,36 +732,6 @@ def describe(intent: str, slots: dict[str, Any], cols: list[str], rows: list[lis
         lines = [f"{x['store_id']} {x['sku']} (shelf {x['shelf_qty']}, backroom {x['backroom_qty']})" for x in r[:5]]
         return f"{n} SKU(s) {scope} now{where}:\n" + "\n".join(lines) + ("\n…" if n > 5 else "")
     return f"{n} row(s)."
-
-
-# --- HTTP ---------------------------------------------------------------------------------------
-
-
-def ask_router(settings: Settings) -> APIRouter:
-    """`GET /api/ask?q=...` -> the Answer as JSON; mounted by the dashboard (which applies its auth).
-
-    400 for refused questions (empty, too long, injection-shaped), 503 while the history file is
-    busy or a query timed out, 200 otherwise (also for "I can't answer that": intent `unknown`).
-    """
-    from fastapi import APIRouter, HTTPException, Query
-
-    router = APIRouter(tags=["ask"])
-    store = HistoryStore(history_path(settings))
-
-    # A plain def: FastAPI runs it in its thread pool, so DuckDB never blocks the event loop.
-    @router.get("/api/ask", summary="Answer a question about stock from the DuckDB history")
-    def get_ask(
-        q: str = Query(..., max_length=2000, description="the question, in plain words"),
-        store_id: str | None = Query(None, alias="store", max_length=64, description="limit to one store"),
-    ) -> dict[str, Any]:
-        answer = ask(q, store, settings, store_id=store_id)
-        if answer.intent == "refused":
-            raise HTTPException(status_code=400, detail=answer.text)
-        if answer.intent in ("busy", "timeout"):
-            raise HTTPException(status_code=503, detail=answer.text, headers={"Retry-After": "2"})
-        return answer.to_dict()
-
-    return router
 
 
 # --- optional LLM ----------------------------------------------------------------------------------

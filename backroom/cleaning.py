@@ -13,7 +13,7 @@ One raw file in, three files out (named after the input's stem):
 
 All the work is SQL in DuckDB over `read_csv(all_varchar=true)`: columns are read as text, every
 check and conversion is a vectorised expression, so a million rows take seconds, not minutes
-(`python -m backroom.cleaning_bench` measures it).
+(`python -m bench.cleaning` measures it).
 """
 
 from __future__ import annotations

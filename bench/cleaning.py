@@ -1,6 +1,6 @@
 """Throughput of `backroom.cleaning.clean` on a generated dirty sales export.
 
-Run: `python -m backroom.cleaning_bench --rows 1000000 [--dir /tmp/clean-bench] [--threads N]`.
+Run: `python -m bench.cleaning --rows 1000000 [--dir /tmp/clean-bench] [--threads N]`.
 Prints one JSON object: rows, seconds (cleaning only, generation excluded), rows_per_minute,
 and the summary's reject counts. The file mixes timestamp formats and zones, decimal commas,
 units ("2 ea", "1 case"), duplicates and bad rows in realistic proportions (about 3 % rejected).

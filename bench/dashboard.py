@@ -1,7 +1,7 @@
 """`backroom bench dashboard --json`: N websocket clients, a fixed update rate, delivery latency.
 
     backroom bench dashboard --clients 200 --rate 1000 --seconds 10 --json
-    python -m dashboard.bench --clients 200 --rate 1000 --seconds 10     # same, without the CLI
+    python -m bench.dashboard --clients 200 --rate 1000 --seconds 10     # same, without the CLI
 
 What is measured: the dashboard server (`create_app(settings, kafka=False)` under uvicorn) runs in
 a child process with a feeder task in its event loop that applies `inventory.state` updates
@@ -321,7 +321,7 @@ def _one_run(clients: int, rate: float, seconds: float, warmup_s: float, stores:
              flush_ms: int, client_procs: int = 2) -> dict[str, Any]:  # fmt: skip
     port = _free_port()
     child = subprocess.Popen(
-        [sys.executable, "-m", "dashboard.bench", "--serve", str(port), "--rate", str(rate),
+        [sys.executable, "-m", "bench.dashboard", "--serve", str(port), "--rate", str(rate),
          "--stores", str(stores), "--skus", str(skus), "--flush-ms", str(flush_ms)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip

@@ -1,7 +1,7 @@
 """Two no-op apps that only batch `pos.sales` and count: the ceilings the worker runs under.
 
-    python -m streams.noop worker          # Faust's agent path (`faust_noop_eps`)
-    python -m streams.noop worker --bulk   # the worker's own ingest path (`bulk_noop_eps`)
+    python -m bench.noop worker          # Faust's agent path (`faust_noop_eps`)
+    python -m bench.noop worker --bulk   # the worker's own ingest path (`bulk_noop_eps`)
 
 Both are run by `backroom bench pipeline` as baselines, on the same broker and topic as the
 real worker, with no Backroom logic: per batch they send one small record `{"n": events}` to

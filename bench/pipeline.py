@@ -4,7 +4,7 @@
 
 In one run, on a fresh topic prefix: (1) pre-load N POS sales; (2) time a plain aiokafka
 consumer reading them (the raw ceiling); (3) time a no-op Faust app batching them the same way
-(`streams/noop.py`: Faust's own ceiling) and the worker's own ingest path with no logic
+(`bench/noop.py`: Faust's own ceiling) and the worker's own ingest path with no logic
 (`--bulk`: the ceiling of any worker on this consumer); (4) start `backroom worker` and time it from its first
 to its last inventory.state record for those events; (5) produce at a fixed rate and measure,
 per event, produce → the first inventory.state that includes it.
@@ -92,7 +92,7 @@ async def _raw_consume(settings: Settings, n: int) -> float:
         await consumer.stop()
 
 
-def _start_worker(settings: Settings, log_path: str, module: str = "backroom.cli",
+def _start_worker(settings: Settings, log_path: str, module: str = "cli.main",
                   *args: str) -> subprocess.Popen[bytes]:  # fmt: skip
     with open(log_path, "ab") as log:
         return subprocess.Popen(
@@ -128,7 +128,7 @@ async def _worker_rate(settings: Settings, last: dict[bytes, str], timeout_s: fl
 
 
 async def _noop_rate(settings: Settings, n: int, timeout_s: float, topic: str = "bench.noop") -> float:
-    """Events/s of a no-op app (`streams/noop.py`), from the broker timestamps of its per-batch
+    """Events/s of a no-op app (`bench/noop.py`), from the broker timestamps of its per-batch
     counts on `topic`."""
     consumer = make_consumer(settings, topic, group_id=None)
     await consumer.start()
@@ -243,7 +243,7 @@ async def bench_pipeline(settings: Settings, cfg: BenchConfig) -> dict[str, Any]
     console.log(f"bench: raw aiokafka consume {raw_eps:,.0f} events/s; starting a no-op Faust app")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     await ensure_topics(settings, ("bench.noop",), changelogs=False)
-    noop = _start_worker(settings, str((settings.data_dir / f"bench-noop-{run}.log").resolve()), "streams.noop")
+    noop = _start_worker(settings, str((settings.data_dir / f"bench-noop-{run}.log").resolve()), "bench.noop")
     try:
         noop_eps = await _noop_rate(settings, cfg.events, timeout_s=max(120.0, cfg.events / 2000))
     finally:
@@ -251,7 +251,7 @@ async def bench_pipeline(settings: Settings, cfg: BenchConfig) -> dict[str, Any]
     console.log(f"bench: no-op Faust {noop_eps:,.0f} events/s; starting the bulk no-op app")
     await ensure_topics(settings, ("bench.bulk-noop",), changelogs=False)
     bulk = _start_worker(settings, str((settings.data_dir / f"bench-bulk-noop-{run}.log").resolve()),
-                         "streams.noop", "--bulk")  # fmt: skip
+                         "bench.noop", "--bulk")  # fmt: skip
     try:
         bulk_eps = await _noop_rate(settings, cfg.events, timeout_s=max(120.0, cfg.events / 2000),
                                     topic="bench.bulk-noop")  # fmt: skip

@@ -1,6 +1,6 @@
 """Cost of the worker's inventory and alert logic per event, without Kafka.
 
-Run: `python -m backroom.processing_bench --events 100000 --keys 200 [--batch 2500]
+Run: `python -m bench.processing --events 100000 --keys 200 [--batch 2500]
 [--gc-threshold 700] [--fill 64]`. Prints one JSON object: events, keys, events_per_s and µs per event
 for each phase: `process` (`InventoryProcessor.process`: decode, validate, dedup, apply,
 demand buckets, projections, table values as JSON bytes), `store` (setting them in the table,
@@ -53,7 +53,7 @@ def steady_state_events(store: str, sku: str, fill: int, end: datetime, id_prefi
     """`fill` events that bring one key to its steady-state size, as (contract topic, event):
     a shelf count at `end` − FILL_SPAN, then `fill` − 1 sales spread up to `end`. A full dedup
     window, its recent deltas and (the first hour closing in it) a first demand model. The soak
-    (`streams/soak.py`) pre-loads with the same events."""
+    (`bench/soak.py`) pre-loads with the same events."""
     start, step = end - FILL_SPAN, FILL_SPAN / fill
     base = {"store_id": store, "sku": sku}
     out: list[tuple[str, dict[str, Any]]] = [("backroom.scans", {

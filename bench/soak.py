@@ -36,10 +36,10 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-from backroom.processing_bench import FILL_SPAN, steady_state_events
 from backroom.settings import Settings
+from bench.pipeline import _start_worker, stop_worker
+from bench.processing import FILL_SPAN, steady_state_events
 from producers.kafka import make_consumer, make_producer
-from streams.bench import _start_worker, stop_worker
 from streams.topics import delete_run_topics, ensure_topics
 
 log = logging.getLogger("backroom.soak")

@@ -34,7 +34,7 @@ class Children:
     def spawn(self, name: str, *args: str, log_dir: str) -> subprocess.Popen[bytes]:
         log = open(os.path.join(log_dir, f"{name}.log"), "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "backroom.cli", *args],
+            [sys.executable, "-m", "cli.main", *args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             # Own process group: we decide the shutdown order, not the terminal's Ctrl-C.
             start_new_session=True,

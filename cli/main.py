@@ -1,6 +1,6 @@
 """The `backroom` command line: `backroom --help` lists the verbs.
 
-Verbs are registered from `backroom/commands/<area>.py`; each is a thin wrapper around a plain
+Verbs are registered from `cli/commands/<area>.py`; each is a thin wrapper around a plain
 function. Heavy imports (Faust, ultralytics, DuckDB) happen inside the verbs, so `--help` is fast.
 """
 
@@ -50,9 +50,9 @@ def show_settings() -> None:
 
 for _area in AREAS:
     try:
-        _module = importlib.import_module(f"backroom.commands.{_area}")
+        _module = importlib.import_module(f"cli.commands.{_area}")
     except ModuleNotFoundError as _exc:
-        if _exc.name != f"backroom.commands.{_area}":
+        if _exc.name != f"cli.commands.{_area}":
             raise
         continue
     _module.register(app)

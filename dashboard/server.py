@@ -13,7 +13,7 @@ beyond loopback without `BACKROOM_DASHBOARD_TOKEN`.
 Endpoints: `/` (page), `/ws` (snapshot, then deltas), `/api/snapshot`, `/api/heatmap`,
 `/api/stores/{store_id}/skus`, `/api/alerts`, `/api/alerts/{id}`, `POST /api/alerts/{id}/ack`,
 `POST /api/alerts/{id}/resolve`, `/api/frame?uri=` (images under settings.frames_dir only),
-`/api/status`, `/healthz`, and `/api/ask?q=` when `backroom.ask` provides `ask_router`.
+`/api/status`, `/healthz`, and `/api/ask?q=` (dashboard/ask_api.py).
 """
 
 from __future__ import annotations
@@ -198,14 +198,11 @@ class SecurityHeaders:
 
 
 def _mount_optional_routers(app: FastAPI, settings: Settings, state: dict[str, Any]) -> None:
-    """Other areas' routers, when their modules are present (they land independently)."""
-    try:
-        from backroom.ask import ask_router  # type: ignore[attr-defined]
-    except ImportError:
-        log.info("backroom.ask.ask_router not available: /api/ask not mounted")
-    else:
-        app.include_router(ask_router(settings))
-        state["ask"] = True
+    """The routers that live in their own modules: `/api/ask` (dashboard/ask_api.py)."""
+    from dashboard.ask_api import ask_router
+
+    app.include_router(ask_router(settings))
+    state["ask"] = True
 
 
 def create_app(

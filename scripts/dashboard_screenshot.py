@@ -41,7 +41,7 @@ def free_port() -> int:
 
 def spawn(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "backroom.cli", *args], env=settings.subprocess_env(), cwd=ROOT,
+        return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=settings.subprocess_env(), cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
 

@@ -17,7 +17,7 @@ The youngest generation is collected every 700 net container allocations by defa
 of a few thousand events allocates that many dicts and lists per millisecond or so, and each
 collection then also walks the survivors of the batch in flight. Collecting it every 50,000
 instead (a few MB more at most, since almost everything dies by reference count):
-`python -m backroom.processing_bench --keys 200 --gc-threshold 700` vs `50000`: 42.7k → 51.7k
+`python -m bench.processing --keys 200 --gc-threshold 700` vs `50000`: 42.7k → 51.7k
 events/s; with `--keys 100000` (every event a new key) alert evaluation 80 → 49 µs per event
 (2-core machine, 2026-11-27).
 """

@@ -38,7 +38,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "backroom.cli", "worker", "--loglevel", "info"],
+            [sys.executable, "-m", "cli.main", "worker", "--loglevel", "info"],
             env=settings_env(self.settings), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
             start_new_session=True,
         )  # fmt: skip

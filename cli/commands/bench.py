@@ -26,8 +26,8 @@ def pipeline(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Worker events/s vs raw aiokafka consume in the same run; produce→state latency."""
-    from backroom.commands.core import require_broker
-    from streams.bench import BenchConfig, bench_pipeline
+    from bench.pipeline import BenchConfig, bench_pipeline
+    from cli.commands.core import require_broker
 
     settings = get_settings()
     require_broker(settings)
@@ -47,8 +47,8 @@ def soak(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Sustained load: consumer lag and worker RSS over time, then catch-up after a restart."""
-    from backroom.commands.core import require_broker
-    from streams.soak import SoakConfig, bench_soak
+    from bench.soak import SoakConfig, bench_soak
+    from cli.commands.core import require_broker
 
     settings = get_settings()
     require_broker(settings)

@@ -174,7 +174,7 @@ def demo(
     cameras: bool = typer.Option(True, help="simulated shelf cameras (needs models/shelf-gap.onnx)"),
 ) -> None:
     """Everything in one command: broker (when none answers), topics, worker, simulator, dashboard."""
-    from producers.demo import run_demo
+    from cli.demo import run_demo
 
     sys.exit(run_demo(get_settings(), stores=stores, skus=skus, speed=speed, seed=seed, cameras=cameras))
 

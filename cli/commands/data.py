@@ -78,7 +78,7 @@ def replay(
     speed: float = typer.Option(0.0, "--speed", help="event-time seconds per wall second; 0 = flat out"),
 ) -> None:
     """Produce processed history into the contract topics in event-time order."""
-    from backroom.commands.core import require_broker
+    from cli.commands.core import require_broker
     from producers.replay import TOPIC, ReplayError
     from producers.replay import replay as run_replay
     from streams.topics import ensure_topics
@@ -106,8 +106,8 @@ def history(
     group: str = typer.Option(None, "--group", help="consumer group; default <app_id>-history"),
 ) -> None:
     """Write every topic into the DuckDB history file (idempotent; safe to run again)."""
-    from backroom.commands.core import require_broker
     from backroom.history import HistoryStore, history_path
+    from cli.commands.core import require_broker
     from consumers.duckdb_sink import run_sink
     from streams.topics import CONTRACT_TOPICS, ensure_topics
 
@@ -183,7 +183,7 @@ def ingest(
     """Serve the POS/ERP HTTP ingest API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    from backroom.commands.core import require_broker
+    from cli.commands.core import require_broker
     from producers.ingest_api import create_ingest_app
 
     settings = get_settings()

@@ -2,8 +2,8 @@
 
     backroom bench dashboard --clients 200 --rate 1000 --seconds 10 --json
 
-Registered into the `bench` group when another area created it (backroom/commands/bench.py),
-otherwise as its own `bench` group; the measurement itself is `dashboard.bench.bench_dashboard`.
+Registered into the `bench` group when another area created it (cli/commands/bench.py),
+otherwise as its own `bench` group; the measurement itself is `bench.dashboard.bench_dashboard`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def bench_dashboard_command(
     The updates are fed in-process into the dashboard's live view (no Kafka): this measures the
     dashboard alone; `backroom bench pipeline` measures the Kafka leg.
     """
-    from dashboard.bench import bench_dashboard
+    from bench.dashboard import bench_dashboard
 
     result = bench_dashboard(clients, rate, seconds, stores=stores, skus=skus, flush_ms=flush_ms,
                              baseline=baseline)  # fmt: skip

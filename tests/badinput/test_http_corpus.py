@@ -51,7 +51,7 @@ def test_http_bad_requests_get_4xx_and_valid_ones_flow(kafka_settings: Settings,
     port = free_port()
     settings = kafka_settings.model_copy(update={"ingest_max_body_bytes": 1_000_000})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backroom.cli", "ingest", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "ingest", "--port", str(port)],
         env=settings_env(settings), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

@@ -61,7 +61,7 @@ class DashboardProcess:
         env["BACKROOM_DASHBOARD_HOST"] = "127.0.0.1"
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "backroom.cli", "dashboard"], env=env, cwd=ROOT,
+                [sys.executable, "-m", "cli.main", "dashboard"], env=env, cwd=ROOT,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + timeout_s

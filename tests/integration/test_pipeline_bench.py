@@ -14,7 +14,7 @@ import asyncio
 import pytest
 
 from backroom.settings import Settings
-from streams.bench import BenchConfig, bench_pipeline
+from bench.pipeline import BenchConfig, bench_pipeline
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import asyncio
 import pytest
 
 from backroom.settings import Settings
-from streams.soak import SoakConfig, bench_soak
+from bench.soak import SoakConfig, bench_soak
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from backroom.ask import UnsafeSQL, ask, ask_router, validate_sql
+from backroom.ask import UnsafeSQL, ask, validate_sql
 from backroom.history import HistoryStore
 from backroom.settings import Settings
+from dashboard.ask_api import ask_router
 from tests.unit.history_seed import seed_history
 
 RESTOCK = {("S001", "MILK-1L"), ("S002", "EGGS-10"), ("S002", "CHIPS-175")}

@@ -148,7 +148,7 @@ def test_no_hard_coded_secrets(compose: dict[str, Any]) -> None:
 
 
 def test_compose_commands_are_real_cli_verbs(compose: dict[str, Any]) -> None:
-    from backroom.cli import app
+    from cli.main import app
 
     runner = CliRunner()
     for name, svc in compose["services"].items():
@@ -170,7 +170,7 @@ def test_dockerfile_installs_runtime_only_and_ships_models() -> None:
     assert re.search(r"pip install[^\n]*--no-deps \.", code)
     assert re.search(r"^COPY models/? ", code, re.M)
     assert re.search(r"^USER (?!root)\S+", code, re.M)
-    for package in ("backroom", "streams", "producers", "consumers", "dashboard", "broker"):
+    for package in ("backroom", "streams", "producers", "consumers", "dashboard", "broker", "cli", "bench"):
         assert re.search(rf"^COPY {package}/? ", code, re.M), package
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored

@@ -111,7 +111,7 @@ def test_catalog_params_follow_the_entry(settings: Settings) -> None:
 
 
 def test_processing_bench_reports_every_phase() -> None:
-    from backroom.processing_bench import run
+    from bench.processing import run
 
     out = run(events=400, keys=20, batch=100)
     assert out["events"] == 400 and out["keys"] == 20
@@ -122,7 +122,7 @@ def test_processing_bench_reports_every_phase() -> None:
 
 
 def test_processing_bench_fill_brings_keys_to_the_soaks_size() -> None:
-    from backroom.processing_bench import run
+    from bench.processing import run
 
     small, filled = run(events=200, keys=20, batch=50), run(events=200, keys=20, batch=50, fill=16)
     # The pre-loaded sales are applied (not skipped as redeliveries), so the values are larger:

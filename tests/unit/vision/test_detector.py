@@ -66,7 +66,7 @@ def test_batched_equals_single(detector: OnnxDetector, scenes: list) -> None:
 
 
 def _app() -> typer.Typer:
-    from backroom.commands import vision
+    from cli.commands import vision
 
     app = typer.Typer()
     vision.register(app)
