@@ -1,7 +1,11 @@
 """Alert rules and lifecycle over `inventory.state` (+ shelf observations).
 
-Pure domain logic: the Faust alerts agent keeps one `AlertBook` per store×SKU in a table and
-calls `AlertEngine.evaluate(book, state)`; unit tests: `pytest tests/unit/test_alerts.py`.
+Run: `pytest tests/unit/test_alerts.py`; in the system, `backroom worker` runs these rules.
+Domain logic with no Kafka: one `AlertBook` per store×SKU (open alerts and rule memory, kept by
+the worker in the `alert-books` table) and `AlertEngine.on_state(book, state)` /
+`on_observation(book, gap, observation)`, which return the alerts to send.
+`backroom.processing.AlertProcessor` applies the engine to the states the inventory agents
+publish (in the same batch, not by reading `inventory.state` back) and to shelf observations.
 
 Lifecycle: a rule's condition starting opens an alert (`open`), a change of severity or of the
 recommended action emits `update`, and the condition ending emits `resolved`. There is at most
@@ -20,8 +24,7 @@ from typing import Any
 
 from backroom.demand.reorder import band_k, order_quantity
 from backroom.records import Alert, AlertType, InventoryState, Severity, validated
-
-SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+from backroom.records import shelf_estimate as _shelf_estimate
 
 
 @dataclass(frozen=True)
@@ -87,9 +90,8 @@ DEFAULT_BAND_K = 1.65  # z·sqrt(phi) when the state carries no reorder levels (
 
 
 def shelf_estimate(s: InventoryState) -> int:
-    """The shelf as best known: the records, capped by the camera's last view when the records
-    drifted above it (`shelf_seen_max`)."""
-    return s.shelf_qty if s.shelf_seen_max is None else min(s.shelf_qty, s.shelf_seen_max)
+    """`records.shelf_estimate` of a published state."""
+    return _shelf_estimate(s.shelf_qty, s.shelf_seen_max)
 
 
 def dynamic_shelf_min(s: InventoryState, hours: float) -> float | None:

@@ -29,6 +29,7 @@ import duckdb
 import orjson
 
 from backroom.history import RELATIONS, TABLES, VIEWS, HistoryBusy, HistoryStore
+from backroom.records import SEVERITY_RANK
 from backroom.settings import Settings
 
 MAX_QUESTION = 500
@@ -337,7 +338,11 @@ def check_question(question: str) -> None:
 
 # --- SQL per intent ------------------------------------------------------------------------------
 
-_SEVERITY_RANK = "list_position(['critical', 'high', 'medium', 'low', 'info'], {col})"
+_SEVERITY_RANK = (
+    "list_position(["
+    + ", ".join(f"'{s}'" for s in sorted(SEVERITY_RANK, key=SEVERITY_RANK.__getitem__, reverse=True))
+    + "], {col})"
+)
 
 
 def _filters(slots: dict[str, Any], alias: str, params: dict[str, Any], *, category_via: str | None = None) -> str:

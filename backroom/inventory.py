@@ -31,7 +31,7 @@ from typing import Any
 
 from backroom.demand.reorder import ReorderPolicy, reorder_levels
 from backroom.demand.tracker import DemandConfig, DemandTracker
-from backroom.records import CatalogSku, InventoryState, Sale, Scan, validated
+from backroom.records import CatalogSku, InventoryState, Sale, Scan, shelf_estimate, validated
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,6 @@ class SkuParams:
             category=entry.category,
             name=entry.name,
         )
-
-
-# The demand part (buckets, censoring, the River model, projections) lives in backroom.demand;
-# the old name stays for callers and tests written against it.
-DemandRate = DemandTracker
 
 
 class SeenIds:
@@ -141,7 +136,7 @@ class SkuState:
     # The deltas of the last COUNT_GRACE of event time, packed (see `Deltas`), in stamp order.
     deltas: bytes = b""
     seen: SeenIds = field(default_factory=SeenIds)
-    demand: DemandRate = field(default_factory=DemandRate)
+    demand: DemandTracker = field(default_factory=DemandTracker)
     # The most units the camera's last confident view allows on the shelf now: its visible
     # facings × the facing depth, then every shelf delta since (a sale takes from it, a move
     # adds). Set only while it is below the records (records drift above the shelf: theft, a
@@ -222,9 +217,8 @@ class SkuState:
 
     @property
     def shelf_estimate(self) -> int:
-        """The shelf as best known: the records, capped by what the camera allows."""
-        shelf = max(0, self.shelf_qty)
-        return shelf if self.shelf_seen_max is None else min(shelf, self.shelf_seen_max)
+        """The shelf as best known (`records.shelf_estimate`)."""
+        return shelf_estimate(self.shelf_qty, self.shelf_seen_max)
 
 
 class InventoryBook:

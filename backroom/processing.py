@@ -1,8 +1,11 @@
 """Batch processing shared by the Faust agents, the backtest and the benchmarks.
 
-Pure functions over raw records and table accessors, no Kafka: an agent collects a batch of
-raw messages, calls `InventoryProcessor.process(...)` and sends what comes back. Tests:
-`pytest tests/unit/test_processing.py`.
+Run: `pytest tests/unit/test_processing.py`, or `python -m bench.processing` for its cost.
+Plain classes over raw messages and table readers, no Kafka: an agent collects a batch of raw
+messages, calls `InventoryProcessor.process(...)` (states, dead letters, table writes) and
+`AlertProcessor.on_states(...)` / `.process(...)` (alerts, alert-book writes), and sends what
+comes back. The processors keep a read cache of the states they last wrote (`LiveStates`); the
+tables stay the truth.
 """
 
 from __future__ import annotations
@@ -95,7 +98,7 @@ class LiveStates:
     holds the very bytes object written from a state (`is`, not `==`), that state is what the
     bytes say, so it is used as is. Anything else that wrote the key (a changelog replay after
     a rebalance, another store) put another object there, and the value is read as usual.
-    The table stays the truth; this is a read cache of at most `size` keys (`LIVE_STATES`,
+    The table stays the truth; this is a read cache of at most `size` keys (`BACKROOM_LIVE_STATES`,
     ~7 KB each with the demand model unpickled). A state taken
     into a batch leaves the cache and comes back only with the bytes written at its end: a
     batch that fails half way leaves nothing half-applied behind."""

@@ -187,9 +187,19 @@ class InventoryState(Record):
     shelf_seen_max: int | None = None
 
 
+def shelf_estimate(shelf_qty: int, shelf_seen_max: int | None) -> int:
+    """The shelf as best known: the records (never below 0), capped by the camera's last view
+    when the records drifted above it (`shelf_seen_max`). The worker's book and the alert rules
+    both decide on this number."""
+    shelf = max(0, shelf_qty)
+    return shelf if shelf_seen_max is None else min(shelf, shelf_seen_max)
+
+
 AlertType = Literal["RESTOCK_SHELF", "STOCKOUT_RISK", "OUT_OF_STOCK", "REORDER", "PHANTOM_STOCK"]
 AlertStatus = Literal["open", "update", "resolved"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
+# Least to most urgent: the dashboard's worst-alert colour and `backroom ask`'s ordering.
+SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
 class Alert(Record):

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from backroom.records import SEVERITY_RANK
+
 UNCATEGORIZED = "uncategorised"  # the same word the worker uses for SKUs with no catalog entry
-SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 # Fields of inventory.state the page shows; anything else in the record is dropped to keep
 # snapshots and deltas small.
 STATE_FIELDS = (

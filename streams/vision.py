@@ -1,6 +1,6 @@
 """The vision step of the worker: frames → detector (off the event loop) → shelf observations.
 
-`VisionRunner.run(messages, planogram_lookup)` decodes `camera.frames` messages, runs the
+`VisionRunner.run(messages, planogram)` decodes `camera.frames` messages, runs the
 `VisionPipeline` in a worker thread (inference must never block the event loop), and returns the
 observations to publish and the dead letters. The detector loads on first use, so a worker
 without weights still runs everything else and dead-letters frames with the reason.
