@@ -336,7 +336,7 @@ class AlertBook:
         differs from the book as stored (`to_dict`'s form)."""
         return (self.open != stored.get("open", {}) or self.gap_streak != stored.get("gap_streak", 0)
                 or self.last_observation != stored.get("last_observation")
-                or self.frames != stored.get("frames", []) or self.orders != stored.get("orders", []))  # fmt: skip
+                or self.frames != stored.get("frames", []) or self.orders != stored.get("orders", []))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> AlertBook:

@@ -167,7 +167,7 @@ _ALERT_WORDS = (
     ("STOCKOUT_RISK", r"risk|run(ning)?\s+out"),
 )
 _UNIT_HOURS = {"h": 1, "hr": 1, "hrs": 1, "hour": 1, "hours": 1, "d": 24, "day": 24, "days": 24,
-               "w": 168, "wk": 168, "week": 168, "weeks": 168}  # fmt: skip
+               "w": 168, "wk": 168, "week": 168, "weeks": 168}
 _HORIZON = re.compile(
     r"\b(?:next|within|in|over|coming|for)?\s*(?:the\s+)?(?:next\s+)?(\d+(?:\.\d+)?)\s*"
     r"(h|hr|hrs|hours?|d|days?|w|wk|weeks?)\b",
@@ -532,7 +532,7 @@ _BANNED_FUNCTIONS = frozenset(
         "sniff_csv", "current_setting", "duckdb_settings", "duckdb_secrets", "which_secret",
         "pragma_database_list",
     }
-)  # fmt: skip
+)
 
 
 class UnsafeSQL(ValueError):
@@ -669,12 +669,12 @@ def ask(
                 question, "unknown", slots, None, {}, [], [],
                 "I can't answer that from the stock history. Try: " + "; ".join(EXAMPLES[:5]),
                 "none", False, notes,
-            )  # fmt: skip
+            )
         if intent == "help":
             return Answer(
                 question, "help", slots, None, {}, ["intent", "meaning"],
                 [[k, v] for k, v in INTENTS.items()], "Questions I understand, e.g.: " + "; ".join(EXAMPLES),
-            )  # fmt: skip
+            )
         sql, params, ctx = build_sql(intent, slots, con, limit)
         cols, rows = run_readonly(con, sql, params, limit=max(limit, int(params.get("limit", limit))))
         text = describe(intent, slots, cols, rows, ctx)
@@ -803,5 +803,5 @@ def _ask_llm(
     answer = Answer(
         question, "llm_sql", {}, sql, {}, cols, rows, f"{len(rows)} row(s) from SQL written by {settings.llm_model}.",
         "llm", True, notes,
-    )  # fmt: skip
+    )
     return answer.finished()

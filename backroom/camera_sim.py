@@ -22,7 +22,7 @@ from backroom.simulation import SimSku
 
 class CameraRig:
     def __init__(self, items: Sequence[SimSku], frame_root: Path, seed: int = 7,
-                 cameras_per_store: int = 1, size: tuple[int, int] = (640, 480)) -> None:  # fmt: skip
+                 cameras_per_store: int = 1, size: tuple[int, int] = (640, 480)) -> None:
         from backroom.vision.render import random_planogram
 
         self.root = Path(frame_root)
@@ -71,5 +71,5 @@ class CameraRig:
             frames.append(CameraFrame(
                 event_id=f"frame-{pg.store_id}-{pg.camera_id}-{name}", ts=ts, store_id=pg.store_id,
                 camera_id=pg.camera_id, frame_uri=uri, width=self.size[0], height=self.size[1],
-            ))  # fmt: skip
+            ))
         return frames

@@ -70,7 +70,7 @@ def dead_letter(msg: RawMessage, reason: str) -> DeadLetter:
     return DeadLetter(
         source_topic=msg.topic, partition=msg.partition, offset=msg.offset, key=key,
         error=reason, raw=text,
-    )  # fmt: skip
+    )
 
 
 def decode_keyed(msg: RawMessage, record_type: type[R], max_bytes: int) -> R:
@@ -169,7 +169,7 @@ class InventoryProcessor:
         self.live = LiveStates(settings.live_states)
 
     def _state(self, states: dict[str, SkuState], load: Callable[[str], StoredState], key: str,
-               store_id: str, sku: str) -> SkuState:  # fmt: skip
+               store_id: str, sku: str) -> SkuState:
         """The batch's working copy of a key's state: loaded from the table once per batch."""
         state = states.get(key)
         if state is None:
@@ -351,14 +351,14 @@ class AlertProcessor:
 
     @staticmethod
     def _changed_books(books: dict[str, AlertBook], stored: dict[str, dict[str, Any] | None],
-                       result: AlertResult) -> None:  # fmt: skip
+                       result: AlertResult) -> None:
         for k, b in books.items():
             if _book_changed(stored[k], b):
                 result.books[k] = b.to_dict()
 
     def _apply(self, record: InventoryState | ShelfObservation,
                books: dict[str, AlertBook], stored: dict[str, dict[str, Any] | None],
-               load: Callable[[str], dict[str, Any] | None], result: AlertResult) -> None:  # fmt: skip
+               load: Callable[[str], dict[str, Any] | None], result: AlertResult) -> None:
         key = sku_key(record.store_id, record.sku)
         book = books.get(key)
         if book is None:

@@ -147,7 +147,7 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(
         default=9108, ge=0, le=65535,
         description="worker Prometheus /metrics port; 0 or unset = off",
-    )  # fmt: skip
+    )
     metrics_host: str = Field(default="127.0.0.1", description="0.0.0.0 in a container")
     metrics_interval_s: float = Field(
         default=5.0, gt=0, description="how often consumer lag and open alerts are sampled"

@@ -96,7 +96,7 @@ class TruthRow:
             "ts": self.ts.isoformat(), "store_id": self.store_id, "sku": self.sku,
             "shelf": self.shelf, "backroom": self.backroom, "demand": round(self.demand, 4),
             "lost": self.lost,
-        }  # fmt: skip
+        }
 
 
 # A staff policy decides, at an event time, how many units to move to the shelf for one SKU.
@@ -249,7 +249,7 @@ class StoreSimulator:
                 event_id=self._event_id(), ts=ts, store_id=item.store_id, sku=item.catalog.sku,
                 qty=qty, unit_price=round((item.catalog.unit_cost or 1.0) * 1.4, 2),
                 register_id=f"R{rng.randint(1, 4)}",
-            ))  # fmt: skip
+            ))
         elif what == "staff":
             move = self.staff(item, ts)
             if move > 0:
@@ -292,14 +292,14 @@ class StoreSimulator:
         scan = Scan.model_validate({
             "event_id": self._event_id(), "ts": ts, "store_id": item.store_id,
             "sku": item.catalog.sku, "kind": kind, "qty": qty, "location": location,
-        })  # fmt: skip
+        })
         return SimEvent(ts, "backroom.scans", item.key, scan)
 
     def _record_truth(self, ts: datetime, item: SimSku, lost: int = 0) -> None:
         self.truth.append(
             TruthRow(ts, item.store_id, item.catalog.sku, item.shelf, item.backroom,
                      item.expected_rate(ts), lost)
-        )  # fmt: skip
+        )
 
 
 def _poisson(rng: random.Random, lam: float) -> int:

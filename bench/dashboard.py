@@ -94,7 +94,7 @@ class Feeder:
             "hours_to_shelf_out": round(shelf / 1.5, 2), "hours_to_stockout": round(self.rng.random() * 96, 2),
             "category": CATEGORIES[int(sku[-4:]) % len(CATEGORIES)],
             "version": now_us,  # the feed time: clients measure latency against it
-        }  # fmt: skip
+        }
 
     async def run(self) -> None:
         self.running = True
@@ -110,13 +110,13 @@ class Feeder:
                         "alert_id": f"{store}:{sku}:OOS", "ts": st["ts"], "store_id": store, "sku": sku,
                         "type": "RESTOCK_SHELF", "status": "open", "severity": "high",
                         "message": f"Restock {sku}", "action": f"move 12 units of {sku}", "evidence": {},
-                    })  # fmt: skip
+                    })
                 elif st["shelf_qty"] > 12:
                     self.view.apply_alert({
                         "alert_id": f"{store}:{sku}:OOS", "ts": st["ts"], "store_id": store, "sku": sku,
                         "type": "RESTOCK_SHELF", "status": "resolved", "severity": "high",
                         "message": "Resolved", "action": "none", "evidence": {},
-                    }) if f"{store}:{sku}:OOS" in self.view.alerts else None  # fmt: skip
+                    }) if f"{store}:{sku}:OOS" in self.view.alerts else None
                 self.sent += 1
             await asyncio.sleep(0.005)
 
@@ -182,7 +182,7 @@ get_version = itemgetter(STATE_FIELDS.index("version"))
 
 
 async def _client(url: str, stats: Stats, ready: asyncio.Event, counter: list[int], n: int,
-                  stop: asyncio.Event) -> None:  # fmt: skip
+                  stop: asyncio.Event) -> None:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
@@ -252,7 +252,7 @@ async def _client_group(conn: Any, port: int, clients: int) -> None:
     errors = [repr(r) for r in results if isinstance(r, BaseException)]
     conn.send({"latency_us": stats.latency_us.tobytes(), "messages": stats.messages,
                "updates": stats.updates, "dropped": stats.dropped, "snapshots": stats.snapshots,
-               "cpu_s": cpu, "errors": errors[:3], "failed": len(errors)})  # fmt: skip
+               "cpu_s": cpu, "errors": errors[:3], "failed": len(errors)})
 
 
 def _client_proc(conn: Any, port: int, clients: int) -> None:
@@ -260,7 +260,7 @@ def _client_proc(conn: Any, port: int, clients: int) -> None:
 
 
 def _run_clients(port: int, clients: int, procs: int, seconds: float, warmup_s: float,
-                 child: subprocess.Popen[str]) -> tuple[Stats, dict[str, Any]]:  # fmt: skip
+                 child: subprocess.Popen[str]) -> tuple[Stats, dict[str, Any]]:
     """Clients spread over `procs` processes, as pages are spread over browsers."""
     ctx = multiprocessing.get_context("spawn")
     procs = max(1, min(procs, clients))
@@ -318,13 +318,13 @@ def _run_clients(port: int, clients: int, procs: int, seconds: float, warmup_s: 
 
 
 def _one_run(clients: int, rate: float, seconds: float, warmup_s: float, stores: int, skus: int,
-             flush_ms: int, client_procs: int = 2) -> dict[str, Any]:  # fmt: skip
+             flush_ms: int, client_procs: int = 2) -> dict[str, Any]:
     port = _free_port()
     child = subprocess.Popen(
         [sys.executable, "-m", "bench.dashboard", "--serve", str(port), "--rate", str(rate),
          "--stores", str(stores), "--skus", str(skus), "--flush-ms", str(flush_ms)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -371,7 +371,7 @@ def _one_run(clients: int, rate: float, seconds: float, warmup_s: float, stores:
 
 def bench_dashboard(clients: int = 200, rate: float = 1000.0, seconds: float = 10.0,
                     warmup_s: float = 2.0, stores: int = 20, skus: int = 100, flush_ms: int = 100,
-                    baseline: bool = True, client_procs: int = 2) -> dict[str, Any]:  # fmt: skip
+                    baseline: bool = True, client_procs: int = 2) -> dict[str, Any]:
     """Run the benchmark; returns the JSON object `backroom bench dashboard --json` prints."""
     load_at_start = round(os.getloadavg()[0], 2)
     base = _one_run(1, rate, min(seconds, 5.0), 1.0, stores, skus, flush_ms, 1) if baseline else None
@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     result = bench_dashboard(args.clients, args.rate, args.seconds, stores=args.stores, skus=args.skus,
                              flush_ms=args.flush_ms, baseline=not args.no_baseline,
-                             client_procs=args.client_procs)  # fmt: skip
+                             client_procs=args.client_procs)
     print(orjson.dumps(result).decode())
 
 

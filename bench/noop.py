@@ -59,7 +59,7 @@ def create_bulk_noop_app(settings: Settings) -> faust.App:
     async def handle(records: Mapping[Any, Sequence[Any]]) -> None:
         messages = fetched_messages("pos.sales", records)
         await app.producer.send(out, b"n", orjson.dumps({"n": len(messages)}), partition=None,
-                                timestamp=None, headers=None)  # fmt: skip
+                                timestamp=None, headers=None)
         await app.producer.flush()  # durable before the consumer acks, as the worker's batches
 
     app.bulk_handlers[sales.get_topic_name()] = handle

@@ -51,7 +51,7 @@ def _sale(i: int, key_index: int, run: str, ts: datetime) -> tuple[bytes, bytes,
     store, sku = f"S{key_index % 10:02d}", f"SKU-{key_index:05d}"
     event_id = f"{run}-{i}"
     value = orjson.dumps({"event_id": event_id, "ts": ts.isoformat(), "store_id": store, "sku": sku,
-                          "qty": 1})  # fmt: skip
+                          "qty": 1})
     return f"{store}:{sku}".encode(), value, event_id
 
 
@@ -76,7 +76,7 @@ async def _preload(settings: Settings, cfg: BenchConfig, run: str) -> dict[bytes
 
 async def _raw_consume(settings: Settings, n: int) -> float:
     consumer = make_consumer(settings, "pos.sales", group_id=None, fetch_max_bytes=16 * 1024 * 1024,
-                             max_partition_fetch_bytes=4 * 1024 * 1024)  # fmt: skip
+                             max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
     seen = 0
     try:
@@ -93,12 +93,12 @@ async def _raw_consume(settings: Settings, n: int) -> float:
 
 
 def _start_worker(settings: Settings, log_path: str, module: str = "cli.main",
-                  *args: str) -> subprocess.Popen[bytes]:  # fmt: skip
+                  *args: str) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", module, "worker", *args], env=settings.subprocess_env(), stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        )
 
 
 async def _worker_rate(settings: Settings, last: dict[bytes, str], timeout_s: float) -> tuple[float, float]:
@@ -251,10 +251,10 @@ async def bench_pipeline(settings: Settings, cfg: BenchConfig) -> dict[str, Any]
     console.log(f"bench: no-op Faust {noop_eps:,.0f} events/s; starting the bulk no-op app")
     await ensure_topics(settings, ("bench.bulk-noop",), changelogs=False)
     bulk = _start_worker(settings, str((settings.data_dir / f"bench-bulk-noop-{run}.log").resolve()),
-                         "bench.noop", "--bulk")  # fmt: skip
+                         "bench.noop", "--bulk")
     try:
         bulk_eps = await _noop_rate(settings, cfg.events, timeout_s=max(120.0, cfg.events / 2000),
-                                    topic="bench.bulk-noop")  # fmt: skip
+                                    topic="bench.bulk-noop")
     finally:
         stop_worker(bulk)
     console.log(f"bench: bulk no-op {bulk_eps:,.0f} events/s; starting the worker")

@@ -35,7 +35,7 @@ T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
 def sales(events: int, keys: int, partitions: int = 4, first_offset: int = 0,
-          step: timedelta = timedelta(seconds=1)) -> list[RawMessage]:  # fmt: skip
+          step: timedelta = timedelta(seconds=1)) -> list[RawMessage]:
     out = []
     for i in range(events):
         k = i % keys
@@ -58,10 +58,10 @@ def steady_state_events(store: str, sku: str, fill: int, end: datetime, id_prefi
     base = {"store_id": store, "sku": sku}
     out: list[tuple[str, dict[str, Any]]] = [("backroom.scans", {
         "event_id": f"{id_prefix}-{store}:{sku}", "ts": start.isoformat(), **base, "kind": "count",
-        "qty": 40 + fill, "location": "shelf"})]  # fmt: skip
+        "qty": 40 + fill, "location": "shelf"})]
     for j in range(1, fill):
         out.append(("pos.sales", {"event_id": f"{id_prefix}-{store}:{sku}-{j}",
-                                  "ts": (start + step * j).isoformat(), **base, "qty": 1}))  # fmt: skip
+                                  "ts": (start + step * j).isoformat(), **base, "qty": 1}))
     return out
 
 
@@ -72,7 +72,7 @@ def preload(keys: int, fill: int, partitions: int = 4) -> list[list[RawMessage]]
         store, sku = f"S{k % 50:02d}", f"SKU-{k:06d}"
         key = f"{store}:{sku}".encode()
         out.append([RawMessage(topic, k % partitions, k * fill + j, key, orjson.dumps(event))
-                    for j, (topic, event) in enumerate(steady_state_events(store, sku, fill, T0, "pre"))])  # fmt: skip
+                    for j, (topic, event) in enumerate(steady_state_events(store, sku, fill, T0, "pre"))])
     return out
 
 
@@ -120,7 +120,7 @@ def run(events: int, keys: int, batch: int, fill: int = 0) -> dict[str, Any]:
         "events_per_s": round(events / elapsed),
         "us_per_event": {"process": round(t_process * us, 1), "store": round(t_store * us, 1),
                          "alerts": round(t_alerts * us, 1)},
-    }  # fmt: skip
+    }
 
 
 def main() -> None:

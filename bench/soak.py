@@ -117,7 +117,7 @@ class LagProbe:
             committed = {}
         for attempt in range(2):
             tps = [TopicPartition(t, p) for t in self.topics
-                   for p in (self.consumer.partitions_for_topic(t) or ())]  # fmt: skip
+                   for p in (self.consumer.partitions_for_topic(t) or ())]
             if tps or attempt:
                 break
             # A consumer with no subscription knows no topics until asked to look them up.
@@ -201,10 +201,10 @@ async def time_to_state(settings: Settings, producer: Any, run: str, timeout_s: 
         await consumer.seek_to_end()
         event_id = f"{run}-probe-{uuid.uuid4().hex[:6]}"
         value = {"event_id": event_id, "ts": (T0 + timedelta(days=5)).isoformat(),
-                 "store_id": "PROBE", "sku": "SKU-PROBE", "qty": 1}  # fmt: skip
+                 "store_id": "PROBE", "sku": "SKU-PROBE", "qty": 1}
         start = time.perf_counter()
         await producer.send_and_wait(settings.topic("pos.sales"), key=b"PROBE:SKU-PROBE",
-                                     value=orjson.dumps(value))  # fmt: skip
+                                     value=orjson.dumps(value))
         while time.perf_counter() - start < timeout_s:
             batch = await consumer.getmany(timeout_ms=200)
             for recs in batch.values():
@@ -238,7 +238,7 @@ async def bench_soak(settings: Settings, cfg: SoakConfig) -> dict[str, Any]:
     # Own prefix and group; no /metrics port, so a soak never collides with a running worker.
     settings = settings.model_copy(update={
         "topic_prefix": f"soak-{run}.", "app_id": f"soak-{run}", "metrics_port": 0,
-    })  # fmt: skip
+    })
     await ensure_topics(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = str((settings.data_dir / f"soak-worker-{run}.log").resolve())
@@ -250,14 +250,14 @@ async def bench_soak(settings: Settings, cfg: SoakConfig) -> dict[str, Any]:
     try:
         async with LagProbe(settings) as probe:
             console.log(f"soak: pre-loading {cfg.keys:,} keys (prefix {settings.topic_prefix}, "
-                        f"worker log {log_path})")  # fmt: skip
+                        f"worker log {log_path})")
             t_pre = time.perf_counter()
             await load.preload(producer)
             if await wait_drained(probe, max(cfg.drain_timeout_s, cfg.keys * cfg.fill / 1000)) is None:
                 raise RuntimeError(f"the worker did not take in the pre-load; see {log_path}")
             preload_s = time.perf_counter() - t_pre
             console.log(f"soak: tables hold {cfg.keys:,} keys after {preload_s:.0f}s; "
-                        f"{cfg.rate:,.0f} events/s for {cfg.minutes:g} min")  # fmt: skip
+                        f"{cfg.rate:,.0f} events/s for {cfg.minutes:g} min")
 
             seconds = cfg.minutes * 60
             t0 = time.perf_counter()
@@ -268,10 +268,10 @@ async def bench_soak(settings: Settings, cfg: SoakConfig) -> dict[str, Any]:
                     lag = await probe.lag()
                     samples.append({"t_s": round(time.perf_counter() - t0, 1),
                                     "rss_mb": round(rss_mb(worker.pid), 1), "lag": lag,
-                                    "sent": load.sent})  # fmt: skip
+                                    "sent": load.sent})
                     if len(samples) % max(1, int(60 / cfg.sample_s)) == 0:
                         console.log(f"soak: t={samples[-1]['t_s']:.0f}s rss={samples[-1]['rss_mb']:.0f} MB "
-                                    f"lag={lag} sent={load.sent:,}")  # fmt: skip
+                                    f"lag={lag} sent={load.sent:,}")
                     try:
                         await asyncio.wait_for(stop.wait(), cfg.sample_s)
                     except TimeoutError:
@@ -290,7 +290,7 @@ async def bench_soak(settings: Settings, cfg: SoakConfig) -> dict[str, Any]:
             # Not drained in time: the restart below then also times the remaining backlog
             # (the probe queues behind it), which `lag_end` shows.
             console.log(f"soak: drained in {drain_s}s; restarting the worker "
-                        f"({records:,} inventory changelog records)")  # fmt: skip
+                        f"({records:,} inventory changelog records)")
             stop_worker(worker)
             worker = _start_worker(settings, log_path)
             recovery_s: float | None = None

@@ -87,7 +87,7 @@ class EmbeddedBroker:
             f"-DoutputDirectory={self.libs}",
             "-DincludeScope=runtime",
             f"-Dkafka.version={self.settings.kafka_version}",
-        ]  # fmt: skip
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise BrokerError(f"mvn could not resolve the Kafka jars:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
@@ -103,7 +103,7 @@ class EmbeddedBroker:
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={HERE / 'log4j2.yaml'}",
             "-cp", f"{self.libs}/*", *args,
-        ]  # fmt: skip
+        ]
 
     def _write_config(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -129,7 +129,7 @@ class EmbeddedBroker:
         cmd = self._java(
             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file),
             heap_mb=128,
-        )  # fmt: skip
+        )
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise BrokerError(f"kafka-storage format failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")

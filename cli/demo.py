@@ -38,7 +38,7 @@ class Children:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             # Own process group: we decide the shutdown order, not the terminal's Ctrl-C.
             start_new_session=True,
-        )  # fmt: skip
+        )
         log.close()
         self.procs.append((name, proc))
         return proc
@@ -86,7 +86,7 @@ def run_demo(settings: Settings, *, stores: int, skus: int, speed: float, seed: 
         children.spawn("worker", "worker", log_dir=log_dir)
         children.spawn("dashboard", "dashboard", log_dir=log_dir)
         sim_args = ["--stores", str(stores), "--skus", str(skus), "--speed", str(speed),
-                    "--seed", str(seed), "--days", "60"]  # fmt: skip
+                    "--seed", str(seed), "--days", "60"]
         if cameras and _detector_available(settings):
             sim_args += ["--camera-every", "30"]
         children.spawn("simulator", "simulate", *sim_args, log_dir=log_dir)

@@ -75,7 +75,7 @@ async def run_sink(
     consumer: AIOKafkaConsumer = make_consumer(
         settings, *BY_TOPIC, group_id=group_id or f"{settings.app_id}-history",
         max_poll_records=max_records,
-    )  # fmt: skip
+    )
     stats = SinkStats()
     loop = asyncio.get_running_loop()
     await consumer.start()

@@ -57,7 +57,7 @@ class KafkaBridge:
         # No group: every partition from the beginning, nothing committed. A short metadata
         # age so topics created after the dashboard started are picked up within seconds.
         return make_consumer(self.settings, *TOPICS, group_id=None, metadata_max_age_ms=3000,
-                             max_partition_fetch_bytes=4 * 1024 * 1024)  # fmt: skip
+                             max_partition_fetch_bytes=4 * 1024 * 1024)
 
     def handle(self, topic: str, raw: bytes | None) -> None:
         apply = self._apply.get(topic)

@@ -29,11 +29,11 @@ STATE_FIELDS = (
     "ts", "store_id", "sku", "shelf_qty", "backroom_qty", "shelf_capacity", "vision_fill",
     "demand_per_hour", "hours_to_shelf_out", "hours_to_stockout", "on_order", "category",
     "min_shelf_qty", "catalog_missing", "version",
-)  # fmt: skip
+)
 OBSERVATION_FIELDS = (
     "ts", "store_id", "sku", "camera_id", "frame_event_id", "facings_expected",
     "facings_visible", "fill_ratio", "confidence", "boxes", "frame_uri",
-)  # fmt: skip
+)
 
 
 def parse_ts(value: Any) -> float | None:
@@ -199,7 +199,7 @@ class LiveView:
                 prev = self._new_alert(rec, t)
             alert = dict(prev)
             alert.update(status="resolved", resolved_ts=rec.get("ts"), resolved_by="worker",
-                         ts=rec.get("ts"))  # fmt: skip
+                         ts=rec.get("ts"))
             self._drop_open(aid, key)
             self.resolved[aid] = alert
             self.resolved.move_to_end(aid)
@@ -212,7 +212,7 @@ class LiveView:
                     ts=rec.get("ts"), severity=rec.get("severity"), message=rec.get("message"),
                     action=rec.get("action"), evidence=rec.get("evidence") or {},
                     updates=prev.get("updates", 0) + 1,
-                )  # fmt: skip
+                )
                 if prev.get("status") == "resolved":
                     # Resolved on the page, but the worker still sees the condition: back open.
                     alert.pop("resolved_ts", None)

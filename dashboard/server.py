@@ -144,7 +144,7 @@ class AuthMiddleware:
         presented, from_query = self._presented(scope)
         if not self._ok(presented):
             await self._deny(scope, send, 401, "missing or wrong token: open /?token=<BACKROOM_DASHBOARD_TOKEN> "
-                                               "or send Authorization: Bearer <token>")  # fmt: skip
+                                               "or send Authorization: Bearer <token>")
             return
         if (
             from_query
@@ -162,7 +162,7 @@ class AuthMiddleware:
             cookie = f"{COOKIE}={presented}; Path=/; HttpOnly; SameSite=Strict"
             await send({"type": "http.response.start", "status": 303,
                         "headers": [(b"location", location.encode()), (b"set-cookie", cookie.encode()),
-                                    *SECURITY_HEADERS]})  # fmt: skip
+                                    *SECURITY_HEADERS]})
             await send({"type": "http.response.body", "body": b""})
             return
         await self.app(scope, receive, send)
@@ -176,7 +176,7 @@ class AuthMiddleware:
         body = JSONResponse({"detail": message}).body
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()), *SECURITY_HEADERS]})  # fmt: skip
+                                (b"content-length", str(len(body)).encode()), *SECURITY_HEADERS]})
         await send({"type": "http.response.body", "body": body})
 
 
@@ -232,7 +232,7 @@ def create_app(
             await hub.stop()
 
     app = FastAPI(title="Backroom dashboard", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)  # fmt: skip
+                  openapi_url=None)
     app.state.view = view
     app.state.hub = hub
     app.state.bridge = None
@@ -398,4 +398,4 @@ def serve(settings: Settings) -> None:
     # save bandwidth that a store LAN does not lack; the delta is serialised once and shared.
     uvicorn.run(app, host=host, port=settings.dashboard_port, log_level="warning",
                 ws_per_message_deflate=False, ws_ping_interval=20, ws_ping_timeout=20,
-                timeout_graceful_shutdown=3)  # fmt: skip
+                timeout_graceful_shutdown=3)

@@ -218,12 +218,12 @@ def ingest_router(settings: Settings, publish: Publish) -> APIRouter:
             f"/{path}", post_one, methods=["POST"], status_code=202, response_model=Accepted,
             openapi_extra=openapi_single, responses=responses, name=f"post_{name}",
             summary=f"Publish one {record_type.__name__} to {topic}",
-        )  # fmt: skip
+        )
         router.add_api_route(
             f"/{path}/batch", post_batch, methods=["POST"], status_code=202, response_model=Accepted,
             openapi_extra=openapi_batch, responses=responses, name=f"post_{name}_batch",
             summary=f"Publish up to {max_batch} {record_type.__name__} events to {topic}",
-        )  # fmt: skip
+        )
 
     for path, topic, record_type, key_of in _ENDPOINTS:
         add(path, topic, record_type, key_of)

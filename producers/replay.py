@@ -44,7 +44,7 @@ _SELECT = {
 TOPIC = {"sales": "pos.sales", "scans": "backroom.scans", "catalog": "catalog.skus"}
 RECORD: dict[str, type[records.Record]] = {
     "sales": records.Sale, "scans": records.Scan, "catalog": records.CatalogSku,
-}  # fmt: skip
+}
 
 
 class ReplayError(ValueError):

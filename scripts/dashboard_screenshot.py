@@ -30,7 +30,7 @@ from broker.embedded import EmbeddedBroker  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def free_port() -> int:
@@ -42,7 +42,7 @@ def free_port() -> int:
 def spawn(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=settings.subprocess_env(), cwd=ROOT,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -67,7 +67,7 @@ def main(stores: int = 6, skus: int = 24, days: float = 2.0, out: Path = ROOT / 
     settings = Settings(
         _env_file=None, data_dir=tmp / "data", broker_port=free_port(),  # type: ignore[call-arg]
         broker_controller_port=free_port(), dashboard_port=free_port(), partitions=2,
-    )  # fmt: skip
+    )
     broker = EmbeddedBroker(settings)
     broker.start(timeout_s=120)
     procs: list[subprocess.Popen[bytes]] = []
@@ -76,7 +76,7 @@ def main(stores: int = 6, skus: int = 24, days: float = 2.0, out: Path = ROOT / 
         procs.append(spawn(settings, tmp / "worker.log", "worker"))
         procs.append(spawn(settings, tmp / "dashboard.log", "dashboard"))
         sim = spawn(settings, tmp / "simulate.log", "simulate", "--stores", str(stores), "--skus", str(skus),
-                    "--days", str(days), "--speed", "0", "--seed", "7")  # fmt: skip
+                    "--days", str(days), "--speed", "0", "--seed", "7")
         procs.append(sim)
         url = f"http://127.0.0.1:{settings.dashboard_port}/"
         sim.wait(timeout=300)

@@ -38,29 +38,29 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.events = Counter("backroom_events_processed", "events an agent took from a topic "
-                              "(valid, duplicate or dead-lettered)", ["topic", "agent"], registry=r)  # fmt: skip
+                              "(valid, duplicate or dead-lettered)", ["topic", "agent"], registry=r)
         self.dead = Counter("backroom_dead_lettered", "events sent to dead-letter, by source topic",
-                            ["topic"], registry=r)  # fmt: skip
+                            ["topic"], registry=r)
         self.duplicates = Counter("backroom_duplicates", "redelivered or resent events skipped "
-                                  "(idempotence)", ["topic"], registry=r)  # fmt: skip
+                                  "(idempotence)", ["topic"], registry=r)
         self.lag = Gauge("backroom_consumer_lag", "end offset minus committed offset, per "
-                         "assigned source partition", ["topic", "partition"], registry=r)  # fmt: skip
+                         "assigned source partition", ["topic", "partition"], registry=r)
         self.open_alerts = Gauge("backroom_open_alerts", "open alerts in this worker's partitions",
-                                 ["type"], registry=r)  # fmt: skip
+                                 ["type"], registry=r)
         self.inference = Histogram("backroom_vision_inference_seconds", "wall time of one frame "
                                    "batch through decode, detector and planogram matching",
-                                   buckets=INFERENCE_BUCKETS, registry=r)  # fmt: skip
+                                   buckets=INFERENCE_BUCKETS, registry=r)
         self.frames = Counter("backroom_vision_frames", "camera frames taken by the vision agent",
-                              registry=r)  # fmt: skip
+                              registry=r)
         self.batch = Histogram("backroom_batch_size", "events per agent batch", ["agent"],
-                               buckets=BATCH_BUCKETS, registry=r)  # fmt: skip
+                               buckets=BATCH_BUCKETS, registry=r)
         self._lag_tps: set[tuple[str, str]] = set()
         self._alert_types: set[str] = set()
         self.server: Any = None
 
     # --- called by the agents ------------------------------------------------------------
     def observe_batch(self, topic: str, agent: str, n: int, dead: Sequence[Any] = (),
-                      duplicates: int = 0) -> None:  # fmt: skip
+                      duplicates: int = 0) -> None:
         """One agent batch: n events of `topic`, the dead letters and duplicates it produced."""
         if n:
             self.events.labels(topic, agent).inc(n)
@@ -113,7 +113,7 @@ class Metrics:
             self.server, _ = start_http_server(port, addr=host, registry=self.registry)
         except OSError as exc:
             log.warning("metrics: cannot listen on %s:%s (%s); set BACKROOM_METRICS_PORT to a free "
-                        "port or 0", host, port, exc)  # fmt: skip
+                        "port or 0", host, port, exc)
             return False
         log.info("metrics on http://%s:%s/metrics", host, port)
         return True
@@ -134,7 +134,7 @@ async def consumer_lags(consumer: Any) -> dict[tuple[str, int], int]:
     stands in, so a fresh worker still reports how far behind it starts.
     """
     tps = [tp for tp in consumer.assignment()
-           if not tp.topic.endswith("-changelog") and "__assignor" not in tp.topic]  # fmt: skip
+           if not tp.topic.endswith("-changelog") and "__assignor" not in tp.topic]
     if not tps:
         return {}
     ends = await consumer.highwaters(*tps)
@@ -156,7 +156,7 @@ async def consumer_lags(consumer: Any) -> dict[tuple[str, int], int]:
 
 
 def instrument(app: Any, metrics: Metrics, host: str, port: int | None, interval_s: float,
-               alert_books: Any) -> None:  # fmt: skip
+               alert_books: Any) -> None:
     """Attach the sampling timer and the HTTP server to a Faust app (both run with the worker)."""
 
     count_due = 0.0  # perf_counter time of the next open-alert count

@@ -63,7 +63,7 @@ async def ensure_topics(
                          topic_configs={"cleanup.policy": "compact"})
                 for name, parts in changelog_topics(settings).items()
                 if name not in existing
-            ]  # fmt: skip
+            ]
         if wanted:
             await admin.create_topics(wanted)
         # Metadata propagates asynchronously. A Faust worker that joins before every partition

@@ -54,7 +54,7 @@ class VisionRunner:
         return self._pipeline
 
     async def run(self, messages: Sequence[RawMessage],
-                  planogram: Callable[[str], dict[str, Any] | None]) -> VisionResult:  # fmt: skip
+                  planogram: Callable[[str], dict[str, Any] | None]) -> VisionResult:
         result = VisionResult()
         frames: list[tuple[RawMessage, CameraFrame]] = []
         for msg in messages:

@@ -67,7 +67,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _env_file=None,  # type: ignore[call-arg]
         data_dir=data, broker_port=port, broker_controller_port=controller, partitions=2,
         broker_heap_mb=512,
-    )  # fmt: skip
+    )
     broker = EmbeddedBroker(broker_settings)
     broker.start(timeout_s=120)
     try:
@@ -83,7 +83,7 @@ def kafka_settings(kafka_broker: str, settings_factory: Callable[..., Settings])
     return settings_factory(
         kafka_bootstrap=kafka_broker, topic_prefix=f"t{tag}.", app_id=f"backroom-{tag}",
         batch_within_s=0.01,
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture

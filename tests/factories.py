@@ -20,13 +20,13 @@ def ts(minutes: float = 0) -> str:
 
 def sale(store_id: str = "S1", sku: str = "A", qty: int = 1, minutes: float = 0, **kw: Any) -> dict[str, Any]:
     return {"event_id": f"sale-{next(_ids)}", "ts": ts(minutes), "store_id": store_id, "sku": sku,
-            "qty": qty, **kw}  # fmt: skip
+            "qty": qty, **kw}
 
 
 def scan(kind: str, qty: int, store_id: str = "S1", sku: str = "A", minutes: float = 0,
          location: str | None = None, **kw: Any) -> dict[str, Any]:
     ev = {"event_id": f"scan-{next(_ids)}", "ts": ts(minutes), "store_id": store_id, "sku": sku,
-          "kind": kind, "qty": qty, **kw}  # fmt: skip
+          "kind": kind, "qty": qty, **kw}
     if location:
         ev["location"] = location
     return ev
@@ -34,7 +34,7 @@ def scan(kind: str, qty: int, store_id: str = "S1", sku: str = "A", minutes: flo
 
 def catalog_entry(sku: str = "A", **kw: Any) -> dict[str, Any]:
     return {"sku": sku, "name": f"Item {sku}", "category": "Snacks", "shelf_capacity": 20,
-            "min_shelf_qty": 5, "lead_time_hours": 24.0, "case_pack": 6, **kw}  # fmt: skip
+            "min_shelf_qty": 5, "lead_time_hours": 24.0, "case_pack": 6, **kw}
 
 
 def key(ev: dict[str, Any]) -> str:

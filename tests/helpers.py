@@ -41,7 +41,7 @@ class WorkerProcess:
             [sys.executable, "-m", "cli.main", "worker", "--loglevel", "info"],
             env=settings_env(self.settings), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
             start_new_session=True,
-        )  # fmt: skip
+        )
         log.close()
         return self
 

@@ -125,7 +125,7 @@ class Pipeline:
             self.offsets["inventory.state"] += 1
             key = f"{st.store_id}:{st.sku}"
             state_msgs.append(RawMessage("inventory.state", 0, self.offsets["inventory.state"],
-                                         key.encode(), st.to_json()))  # fmt: skip
+                                         key.encode(), st.to_json()))
         for msgs in (state_msgs, frames):  # frames: the observation-alerts agent
             ares = self.alerting.process(msgs, self.alert_table.get)
             self.alert_table.update(ares.books)
@@ -167,7 +167,7 @@ def camera_view(item: SimSku, ts: datetime, frame: str) -> ShelfObservation:
         ts=ts, store_id=item.store_id, sku=item.catalog.sku, camera_id="cam1", frame_event_id=frame,
         facings_expected=facings, facings_visible=visible, fill_ratio=round(visible / facings, 4),
         confidence=0.9,
-    )  # fmt: skip
+    )
 
 
 def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
@@ -189,7 +189,7 @@ def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
     def buyer(alert: dict[str, Any]) -> None:
         if alert["type"] == "REORDER" and alert["status"] == "open" and not sim.auto_orders:
             sim.place_order(f"{alert['store_id']}:{alert['sku']}", int(alert["evidence"]["order_qty"]),
-                            datetime.fromisoformat(alert["ts"]))  # fmt: skip
+                            datetime.fromisoformat(alert["ts"]))
             result.orders += 1
             result.placed.add(alert["alert_id"])
 
@@ -505,10 +505,10 @@ def backtest(days: float = 14, stores: int = 3, skus: int = 20, seed: int = 7,
     alert_run = run_arm(config, settings, "alert_driven", warmup_days, reaction_minutes,
                         camera_minutes=camera_minutes)
     rounds_total = sum(1 for h in range(int((end - start).total_seconds() // 3600))
-                       if (start + timedelta(hours=h)).hour in (7, 9, 11, 13, 15, 17, 19, 21))  # fmt: skip
+                       if (start + timedelta(hours=h)).hour in (7, 9, 11, 13, 15, 17, 19, 21))
     sched_run = run_arm(config, settings, "scheduled", warmup_days, reaction_minutes,
                         budget=dict(alert_run.moves), rounds_total=rounds_total,
-                        camera_minutes=camera_minutes)  # fmt: skip
+                        camera_minutes=camera_minutes)
     truth_a = Truth(alert_run.sim.truth, alert_run.sales)
     truth_s = Truth(sched_run.sim.truth, sched_run.sales)
     osa_a, daily_a = osa(alert_run, start, end)

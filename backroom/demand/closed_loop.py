@@ -121,7 +121,7 @@ class BudgetedRounds:
             need = [
                 it for it in self.items
                 if it.store_id == store and it.backroom > 0 and it.shelf < it.catalog.shelf_capacity
-            ]  # fmt: skip
+            ]
             need.sort(key=lambda it: (it.shelf / it.catalog.shelf_capacity, it.key))
             take = int(self.credit[store])
             for it in need[:take]:

@@ -159,7 +159,7 @@ def make_model(kind: str) -> Any:
             p=1, d=0, q=0, m=SEASON, sp=1, sd=0, sq=0,
             regressor=preprocessing.StandardScaler()
             | linear_model.LinearRegression(optimizer=optim.SGD(0.005), intercept_lr=0.05),
-        )  # fmt: skip
+        )
     if kind == "linear":
         return compose.Pipeline(
             preprocessing.StandardScaler(),

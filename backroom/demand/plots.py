@@ -50,7 +50,7 @@ def write_plots(out_dir: Path, run: Any, truth: Any, start: datetime, end: datet
     fig, ax = plt.subplots(figsize=(8, 3.5))
     ax.plot([d for d, _ in daily_alert], [100 * v for _, v in daily_alert], marker="o", label="alert-driven")
     ax.plot([d for d, _ in daily_sched], [100 * v for _, v in daily_sched], marker="s",
-            label="scheduled (same moves)")  # fmt: skip
+            label="scheduled (same moves)")
     ax.axhline(99, color="grey", linestyle=":", label="99% target")
     ax.set_ylabel("on-shelf availability %")
     ax.set_title("OSA per day (demand-weighted)")

@@ -109,7 +109,7 @@ def worker(loglevel: str = typer.Option("warning", help="faust log level")) -> N
     from backroom.logs import worker_logging_config
 
     runner = Worker(app, loglevel=loglevel, quiet=True,
-                    logging_config=worker_logging_config(settings, loglevel))  # fmt: skip
+                    logging_config=worker_logging_config(settings, loglevel))
     # Faust's start-up spinner sets the root logger to DEBUG for as long as the worker runs, so
     # every aiokafka/faust debug record is built and handled: ~10 % of the worker's CPU under load.
     runner.spinner = None
@@ -139,7 +139,7 @@ def simulate(
         run_simulator(settings, stores=stores, skus=skus, days=days, speed=speed, seed=seed,
                       start=start, truth_path=truth, staff=staff, camera_every_min=camera_every,
                       cameras_per_store=cameras_per_store)
-    )  # fmt: skip
+    )
 
 
 def alerts(

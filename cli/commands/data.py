@@ -44,7 +44,7 @@ def clean(
             raw, out or settings.data_dir / "processed", fmt,  # type: ignore[arg-type]
             kind=kind, tz=tz, date_order=date_order, double_scan_s=double_scan_s,  # type: ignore[arg-type]
             catalog=catalog, encoding=encoding,
-        )  # fmt: skip
+        )
     except CleaningError as exc:
         typer.secho(f"clean: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
@@ -150,7 +150,7 @@ def ask(
     answer = run_ask(
         question, HistoryStore(history_path(settings)), settings,
         limit=limit, store_id=store_id, use_llm=False if no_llm else None,
-    )  # fmt: skip
+    )
     if as_json:
         typer.echo(json.dumps(answer.to_dict(), indent=2))
     else:

@@ -36,7 +36,7 @@ def backtest(
         settings = settings.model_copy(update={"demand_model": model})
     result = run(days=days, stores=stores, skus=skus, seed=seed, warmup_days=warmup_days,
                  reaction_minutes=reaction_minutes, settings=settings, compare=compare, plots=plots,
-                 camera_minutes=camera_minutes or None)  # fmt: skip
+                 camera_minutes=camera_minutes or None)
     if as_json:
         typer.echo(json.dumps(result))
         return
@@ -45,11 +45,11 @@ def backtest(
     for name, s in result["models"].items():
         typer.echo(f"  {name:12s} WAPE {s['wape']}  {s['bytes_per_model']} B/model  {s['us_per_hour_step']} µs/step")
     typer.echo(f"alerts: recall {a['recall']} precision {a['precision']} median lead {a['median_lead_hours']} h "
-               f"({a['episodes']} shelf-out episodes)")  # fmt: skip
+               f"({a['episodes']} shelf-out episodes)")
     typer.echo(f"OSA alert-driven {o['alert_driven']} vs scheduled {o['scheduled']} at moves {m}")
     st = result["stock_on_hand"]
     typer.echo(f"stock on hand: {st['alert_driven']['days_of_cover']} days of cover alert-driven, "
-               f"{st['scheduled']['days_of_cover']} scheduled")  # fmt: skip
+               f"{st['scheduled']['days_of_cover']} scheduled")
     typer.echo(f"{result['seconds']} s")
 
 

@@ -31,7 +31,7 @@ def bench_dashboard_command(
     from bench.dashboard import bench_dashboard
 
     result = bench_dashboard(clients, rate, seconds, stores=stores, skus=skus, flush_ms=flush_ms,
-                             baseline=baseline)  # fmt: skip
+                             baseline=baseline)
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 

@@ -53,7 +53,7 @@ def test_http_bad_requests_get_4xx_and_valid_ones_flow(kafka_settings: Settings,
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "ingest", "--port", str(port)],
         env=settings_env(settings), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    )
     try:
         base = f"http://127.0.0.1:{port}/api/v1"
         with httpx.Client(timeout=10) as client:
@@ -64,7 +64,7 @@ def test_http_bad_requests_get_4xx_and_valid_ones_flow(kafka_settings: Settings,
                 except httpx.TransportError:
                     time.sleep(0.2)
             ok = client.post(f"{base}/scans", content=orjson.dumps(scan("receive", 50, "H1", "X")),
-                             headers={"content-type": "application/json"})  # fmt: skip
+                             headers={"content-type": "application/json"})
             assert ok.status_code == 202, ok.text
             valid = 0
             for name, path, body, status in HTTP_CASES:
@@ -73,7 +73,7 @@ def test_http_bad_requests_get_4xx_and_valid_ones_flow(kafka_settings: Settings,
                 assert r.headers["content-type"].startswith("application/json"), name
                 assert r.json().get("detail"), f"{name}: no message"
                 good = client.post(f"{base}/sales", content=orjson.dumps(sale("H1", "X", minutes=1)),
-                                   headers={"content-type": "application/json"})  # fmt: skip
+                                   headers={"content-type": "application/json"})
                 assert good.status_code == 202, good.text
                 valid += 1
         want = 1 + valid
@@ -81,7 +81,7 @@ def test_http_bad_requests_get_4xx_and_valid_ones_flow(kafka_settings: Settings,
         states = asyncio.run(consume_until(
             kafka_settings, "inventory.state",
             lambda ss: any(s["sku"] == "X" and s["version"] == want for s in ss), timeout_s=60,
-        ))  # fmt: skip
+        ))
         final = max((s for s in states if s["sku"] == "X"), key=lambda s: s["version"])
         assert final["version"] == want and final["backroom_qty"] == 50
     finally:

@@ -32,7 +32,7 @@ CHROMIUM = os.environ.get("BACKROOM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+]
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -63,7 +63,7 @@ class DashboardProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "cli.main", "dashboard"], env=env, cwd=ROOT,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

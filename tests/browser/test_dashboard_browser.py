@@ -41,7 +41,7 @@ def wait_attr(page: Any, selector: str, attr: str, value: str, timeout_s: float 
 
 
 def test_kafka_events_become_alerts_heatmap_and_table(kafka_settings: Settings, worker_factory: Any,
-                                                      dashboard_factory: Any, page: Any) -> None:  # fmt: skip
+                                                      dashboard_factory: Any, page: Any) -> None:
     run_async(ensure_topics(kafka_settings))
     worker = worker_factory(kafka_settings)
     dash = dashboard_factory(kafka_settings)
@@ -66,7 +66,7 @@ def test_kafka_events_become_alerts_heatmap_and_table(kafka_settings: Settings, 
     c_count, c_sale = scan("count", 1, sku="C", location="shelf", minutes=30), sale(sku="C", minutes=31)
     started = time.monotonic()
     run_async(produce(kafka_settings, [("backroom.scans", key(c_count), c_count),
-                                         ("pos.sales", key(c_sale), c_sale)]))  # fmt: skip
+                                         ("pos.sales", key(c_sale), c_sale)]))
     try:
         page.wait_for_selector(ALERT.format(sku="C", type="OUT_OF_STOCK"), timeout=10_000)
     except Exception:
@@ -129,16 +129,16 @@ def shelf_png(path: Path) -> list[dict[str, Any]]:
 def state(sku: str, shelf: int, version: int, minutes: float, category: str = "Dairy") -> dict[str, Any]:
     return {"ts": ts(minutes), "store_id": "S2", "sku": sku, "shelf_qty": shelf, "backroom_qty": 12,
             "shelf_capacity": 20, "min_shelf_qty": 4, "demand_per_hour": 1.2, "category": category,
-            "version": version}  # fmt: skip
+            "version": version}
 
 
 def test_evidence_frame_forecast_and_reconnect(kafka_settings: Settings, dashboard_factory: Any,
-                                               page: Any) -> None:  # fmt: skip
+                                               page: Any) -> None:
     """Records produced straight to inventory.state and alerts (no worker needed for this)."""
     run_async(ensure_topics(kafka_settings))
     boxes = shelf_png(kafka_settings.frames_dir / "S2" / "cam1" / "f1.png")
     forecast = {"start": ts(0), "step_hours": 1, "mean": [1 + (h % 24) / 12 for h in range(48)],
-                "lower": [0.5] * 48, "upper": [3.0] * 48}  # fmt: skip
+                "lower": [0.5] * 48, "upper": [3.0] * 48}
     alert = {
         "alert_id": "ev-1", "ts": ts(10), "store_id": "S2", "sku": "M", "type": "PHANTOM_STOCK",
         "status": "open", "severity": "medium", "message": "Phantom stock? Records say 6, camera sees a gap",
@@ -146,11 +146,11 @@ def test_evidence_frame_forecast_and_reconnect(kafka_settings: Settings, dashboa
             "shelf_qty": 6, "consecutive_gap_frames": 3, "forecast": forecast,
             "observation": {"frame_uri": "S2/cam1/f1.png", "boxes": boxes, "camera_id": "cam1",
                             "facings_expected": 3, "facings_visible": 2, "fill_ratio": 0.67}},
-    }  # fmt: skip
+    }
     run_async(produce(kafka_settings, [
         ("inventory.state", "S2:M", state("M", 6, 1, 0)), ("inventory.state", "S2:N", state("N", 9, 1, 25)),
         ("alerts", "S2:M", alert),
-    ]))  # fmt: skip
+    ]))
     dash = dashboard_factory(kafka_settings)
     page.goto(dash.url)
     page.wait_for_selector("#alerts li.alert[data-alert-id='ev-1']")

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 
 async def produce_through_outage(settings: Settings, events: list[dict[str, Any]], per_s: float,
-                                 acked: Counter[str], failed: Counter[str]) -> None:  # fmt: skip
+                                 acked: Counter[str], failed: Counter[str]) -> None:
     producer = make_producer(settings, request_timeout_ms=60_000, retry_backoff_ms=500)
     await producer.start()
     try:
@@ -58,7 +58,7 @@ def test_broker_restart_while_producing_loses_no_acknowledged_event(
     settings: Settings = settings_factory(
         broker_port=port, broker_controller_port=free_port(), data_dir=tmp_path / "faulty",
         kafka_bootstrap=f"127.0.0.1:{port}", app_id="faulty", batch_within_s=0.01,
-    )  # fmt: skip
+    )
     broker = EmbeddedBroker(settings)
     broker.start(timeout_s=120)
     try:

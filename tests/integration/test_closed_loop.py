@@ -34,7 +34,7 @@ def test_alert_driven_staff_move_stock_only_after_the_workers_alerts(
     sent = asyncio.run(run_simulator(
         kafka_settings, stores=1, skus=4, days=1.0, speed=3600.0, seed=11,
         start="2026-11-23T06:00:00+00:00", staff="alert-driven",
-    ))  # fmt: skip
+    ))
     assert sent > 50
 
     # Everything is on the topics once the simulator returns (it flushes); read all of it.

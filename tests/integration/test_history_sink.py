@@ -26,7 +26,7 @@ def messages() -> list[tuple[str, str | None, Any]]:
     sales = [sale(store_id=f"S{i % 3}", sku=f"K{i % 7}", qty=1 + i % 4, minutes=i) for i in range(120)]
     scans = [scan("receive", 10, store_id="S0", sku=f"K{i}", minutes=i) for i in range(7)]
     state = {"ts": ts(5), "store_id": "S0", "sku": "K1", "shelf_qty": 3, "backroom_qty": 9,
-             "shelf_capacity": 20, "demand_per_hour": 1.5}  # fmt: skip
+             "shelf_capacity": 20, "demand_per_hour": 1.5}
     return [
         ("catalog.skus", "*:K1", catalog_entry("K1")),
         *(("pos.sales", key(e), e) for e in sales),
@@ -36,7 +36,7 @@ def messages() -> list[tuple[str, str | None, Any]]:
         ("pos.sales", "S0:K1", b"{not json"),  # the worker's to dead-letter; the sink skips it
         ("dead-letter", "S0:K1", {"source_topic": "pos.sales", "partition": 0, "offset": 1,
                                   "key": "S0:K1", "error": "invalid JSON", "raw": "{not json"}),
-    ]  # fmt: skip
+    ]
 
 
 async def test_sink_is_idempotent_on_the_real_broker(kafka_settings: Settings, tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def test_events_in_state_and_alerts_out(kafka_settings: Settings, worker_factory
     assert b["catalog_missing"] is True  # no catalog entry: defaults, flagged
 
     alerts = wait_alerts(kafka_settings, lambda al: has(al, "A", "RESTOCK_SHELF", "open")
-                         and has(al, "B", "OUT_OF_STOCK", "open"))  # fmt: skip
+                         and has(al, "B", "OUT_OF_STOCK", "open"))
     assert has(alerts, "A", "RESTOCK_SHELF", "open"), alerts
     assert has(alerts, "B", "OUT_OF_STOCK", "open"), alerts
     restock = next(a for a in alerts if a["type"] == "RESTOCK_SHELF")
@@ -120,13 +120,13 @@ def test_kcat_as_an_independent_client(kafka_settings: Settings, worker_factory:
             ["kcat", "-P", "-b", kafka_settings.bootstrap, "-t", kafka_settings.topic(topic), "-K", "|",
              "-X", "partitioner=murmur2_random"],
             input="\n".join(lines) + "\n", text=True, check=True, timeout=30,
-        )  # fmt: skip
+        )
     wait_alerts(kafka_settings, lambda al: has(al, "A", "RESTOCK_SHELF", "open"))
     out = subprocess.run(
         ["kcat", "-C", "-b", kafka_settings.bootstrap, "-t", kafka_settings.topic("alerts"), "-o",
          "beginning", "-e", "-q", "-f", "%k\t%s\n"],
         capture_output=True, text=True, check=True, timeout=30,
-    ).stdout  # fmt: skip
+    ).stdout
     alerts = [orjson.loads(line.split("\t", 1)[1]) for line in out.splitlines() if "\t" in line]
     assert has(alerts, "A", "RESTOCK_SHELF", "open") and has(alerts, "B", "OUT_OF_STOCK", "open")
     assert all(line.split("\t")[0] in ("S1:A", "S1:B") for line in out.splitlines() if line)
@@ -137,7 +137,7 @@ async def partitions_by_key(settings: Settings, topic: str, n: int) -> dict[str,
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)  # fmt: skip
+                                enable_auto_commit=False)
     await consumer.start()
     found: dict[str, set[int]] = {}
     try:

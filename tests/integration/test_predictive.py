@@ -28,14 +28,14 @@ def test_stockout_risk_opens_before_the_shelf_is_empty(kafka_settings: Settings,
     events: list[tuple[str, str | None, Any]] = [
         ("catalog.skus", "*:P", catalog_entry("P", shelf_capacity=100, min_shelf_qty=0,
                                               lead_time_hours=24.0, case_pack=12)),
-    ]  # fmt: skip
+    ]
     for ev in [scan("count", 0, sku="P"), scan("count", 100, sku="P", location="shelf")]:
         events.append(("backroom.scans", key(ev), ev))
     asyncio.run(produce(kafka_settings, events))
     # The counts first: a count that arrives after later sales would overwrite them (the
     # ledger keeps deltas stamped before a count, not ones applied before it arrived).
     asyncio.run(consume_until(kafka_settings, "inventory.state",
-                              lambda sts: any(s["shelf_qty"] == 100 for s in sts), timeout_s=60))  # fmt: skip
+                              lambda sts: any(s["shelf_qty"] == 100 for s in sts), timeout_s=60))
     sales = [sale(sku="P", qty=1, minutes=m + 1) for m in range(0, 30 * 60, 30)]  # 2 an hour, 30 h
     asyncio.run(produce(kafka_settings, [("pos.sales", key(ev), ev) for ev in sales]))
 

@@ -54,10 +54,10 @@ def workload(seed: int, per_key: int) -> list[tuple[str, str, dict[str, Any]]]:
                     evs.append(scan("adjust", -1, store, sku, minutes=m))
             if i % 2:
                 evs += [scan("count", 0, store, sku, location="shelf", minutes=50),
-                        scan("count", 0, store, sku, minutes=50)]  # fmt: skip
+                        scan("count", 0, store, sku, minutes=50)]
             else:
                 evs += [scan("count", 24, store, sku, location="shelf", minutes=50),
-                        scan("count", 150, store, sku, minutes=50)]  # fmt: skip
+                        scan("count", 150, store, sku, minutes=50)]
             out += [("backroom.scans" if "kind" in e else "pos.sales", key(e), e) for e in evs]
     rng.shuffle(out)  # interleave keys; per-key order within a topic still follows event time
     out.sort(key=lambda t: (t[1], t[2]["ts"]))

@@ -62,16 +62,16 @@ def test_gap_frames_raise_phantom_stock_with_the_frame_as_evidence(
         uri = save_frame(image, kafka_settings.frames_dir, "V1", "cam1", f"f{i}")
         ts = T0 + timedelta(minutes=10 + i * 10)
         frames.append(("camera.frames", "V1:cam1", CameraFrame(
-            event_id=f"frame-{i}", ts=ts, store_id="V1", camera_id="cam1", frame_uri=uri)))  # fmt: skip
+            event_id=f"frame-{i}", ts=ts, store_id="V1", camera_id="cam1", frame_uri=uri)))
         bad = {"event_id": f"bad-{i}", "ts": ts.isoformat(), "store_id": "V1", "camera_id": "cam1",
-               "frame_uri": "../../etc/passwd" if i == 0 else "http://example.com/x.jpg"}  # fmt: skip
+               "frame_uri": "../../etc/passwd" if i == 0 else "http://example.com/x.jpg"}
         frames.append(("camera.frames", "V1:cam1", bad))
     asyncio.run(produce(kafka_settings, frames))
 
     obs = asyncio.run(consume_until(
         kafka_settings, "shelf.observations",
         lambda o: sum(1 for x in o if x["sku"] == "P1") >= 2, timeout_s=90,
-    ))  # fmt: skip
+    ))
     mine = [o for o in obs if o["sku"] == "P1"]
     assert len(mine) >= 2 and all(o["facings_visible"] == 0 for o in mine), mine
     assert {o["frame_event_id"] for o in mine} == {"frame-0", "frame-1"}
@@ -79,7 +79,7 @@ def test_gap_frames_raise_phantom_stock_with_the_frame_as_evidence(
     alerts = asyncio.run(consume_until(
         kafka_settings, "alerts",
         lambda al: any(a["type"] == "PHANTOM_STOCK" and a["sku"] == "P1" for a in al), timeout_s=60,
-    ))  # fmt: skip
+    ))
     phantom = next(a for a in alerts if a["type"] == "PHANTOM_STOCK")
     assert phantom["status"] == "open" and phantom["evidence"]["shelf_qty"] == 10
     assert phantom["evidence"]["observation"]["frame_uri"].endswith("f1.jpg")

@@ -32,17 +32,17 @@ class Sent:
 @pytest.fixture
 def app_and_sent(settings_factory: Any) -> Iterator[tuple[faust.App, Sent]]:
     settings: Settings = settings_factory(kafka_bootstrap="127.0.0.1:1", store="memory://",
-                                          batch_within_s=0.01)  # fmt: skip
+                                          batch_within_s=0.01)
     app = create_app(settings)
     app.finalize()
     sent = Sent()
 
     async def fake_send(self: faust.TopicT, key: bytes | None = None, value: bytes | None = None,
-                        **_: Any) -> None:  # fmt: skip
+                        **_: Any) -> None:
         sent.by_topic.setdefault(self.get_topic_name(), []).append(orjson.loads(value or b"null"))
 
     async def fake_produce(self: Any, topic: str, key: bytes | None, value: bytes | None,
-                           *_: Any, **__: Any) -> None:  # fmt: skip
+                           *_: Any, **__: Any) -> None:
         sent.by_topic.setdefault(topic, []).append(orjson.loads(value or b"null"))
 
     changelog = MagicMock()
@@ -50,7 +50,7 @@ def app_and_sent(settings_factory: Any) -> Iterator[tuple[faust.App, Sent]]:
     # Records go through Topic.send (dead letters) or straight to the producer (streams.app.send_records).
     with patch.object(faust.Topic, "send", fake_send), \
          patch.object(type(app.producer), "send", fake_produce), \
-         patch.object(faust.Table, "send_changelog", changelog):  # fmt: skip
+         patch.object(faust.Table, "send_changelog", changelog):
         yield app, sent
 
 
@@ -131,7 +131,7 @@ def test_changelog_replay_never_replaces_a_newer_inventory_value(app_and_sent: A
         return MagicMock(key=key, value=raw, message=MagicMock(key=key.encode(), value=raw, partition=0))
 
     table.apply_changelog_batch([record("S1:A", {"version": 3, "shelf_qty": 1}),
-                                 record("S1:B", {"version": 1, "shelf_qty": 2})])  # fmt: skip
+                                 record("S1:B", {"version": 1, "shelf_qty": 2})])
     assert orjson.loads(table.data["S1:A"]) == {"version": 5, "shelf_qty": 7}
     assert orjson.loads(table.data["S1:B"]) == {"version": 1, "shelf_qty": 2}
     table.apply_changelog_batch([record("S1:A", {"version": 6, "shelf_qty": 0})])

@@ -12,7 +12,7 @@ from streams.batching import cadenced_batches
 
 
 def make_agent(window_s: float, max_size: int, handle_s: float = 0.0,
-               min_wait_s: float = 0.01) -> tuple[Any, list[list[Any]], list[float]]:  # fmt: skip
+               min_wait_s: float = 0.01) -> tuple[Any, list[list[Any]], list[float]]:
     app = faust.App(f"batching-{time.monotonic_ns()}", broker="kafka://127.0.0.1:1", store="memory://")
     batches: list[list[Any]] = []
     closed: list[float] = []

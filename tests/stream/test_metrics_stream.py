@@ -32,7 +32,7 @@ async def test_agents_count_events_dead_letters_and_duplicates(settings_factory:
     changelog = MagicMock()
     changelog.return_value.message.partition = 0
     with patch.object(faust.Topic, "send", fake_send), \
-         patch.object(faust.Table, "send_changelog", changelog):  # fmt: skip
+         patch.object(faust.Table, "send_changelog", changelog):
         receive = scan("receive", 10)
         async with app.backroom_agents["scans"].test_context() as ctx:  # type: ignore[attr-defined]
             for ev in (receive, receive):

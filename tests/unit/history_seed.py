@@ -19,13 +19,13 @@ _offsets = itertools.count()
 
 def _state(ts: str, store: str, sku: str, shelf: int, back: int, cap: int, mn: int, dph: float,
            h_shelf: float | None, h_stock: float | None, category: str,
-           vision: float | None = None) -> dict[str, Any]:  # fmt: skip
+           vision: float | None = None) -> dict[str, Any]:
     return {
         "ts": ts, "store_id": store, "sku": sku, "shelf_qty": shelf, "backroom_qty": back,
         "shelf_capacity": cap, "min_shelf_qty": mn, "demand_per_hour": dph,
         "hours_to_shelf_out": h_shelf, "hours_to_stockout": h_stock, "category": category,
         **({"vision_fill": vision} if vision is not None else {}),
-    }  # fmt: skip
+    }
 
 
 T = "2026-11-27T15:00:00Z"
@@ -52,12 +52,12 @@ STATES = [
 
 
 def _alert(alert_id: str, ts: str, store: str, sku: str, typ: str, status: str, severity: str,
-           action: str) -> dict[str, Any]:  # fmt: skip
+           action: str) -> dict[str, Any]:
     return {
         "alert_id": alert_id, "ts": ts, "store_id": store, "sku": sku, "type": typ,
         "status": status, "severity": severity, "message": f"{typ} {store}:{sku}",
         "action": action, "evidence": {"seeded": True},
-    }  # fmt: skip
+    }
 
 
 ALERTS = [
@@ -71,7 +71,7 @@ ALERTS = [
     _alert("a6", "2026-11-27T14:30:00Z", "S002", "MILK-1L", "REORDER", "update", "critical", "order 36 units"),
     _alert("a7", "2026-11-27T06:00:00Z", "S001", "MILK-1L", "RESTOCK_SHELF", "open", "low", "move 10 units"),
     _alert("a7", "2026-11-27T06:30:00Z", "S001", "MILK-1L", "RESTOCK_SHELF", "resolved", "low", "none"),
-]  # fmt: skip
+]
 
 _sale_ids = itertools.count(1)
 
@@ -102,7 +102,7 @@ CATALOG = [
                    "min_shelf_qty": 8, "lead_time_hours": 48.0, "case_pack": 12}),
     ("*:WATER-6PK", {"sku": "WATER-6PK", "name": "Water 6 pack", "category": "Beverages",
                      "shelf_capacity": 30, "min_shelf_qty": 6, "lead_time_hours": 96.0, "case_pack": 4}),
-]  # fmt: skip
+]
 
 
 def _rows(values: list[dict[str, Any]], key_fields: tuple[str, str] = ("store_id", "sku")) -> list[tuple[int, int, str, dict[str, Any]]]:

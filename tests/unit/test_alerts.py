@@ -21,7 +21,7 @@ class StateSeq:
         self.version += 1
         base = dict(ts=T0 + timedelta(minutes=self.version), store_id="S1", sku="A", shelf_qty=shelf,
                     backroom_qty=backroom, shelf_capacity=20, min_shelf_qty=5, demand_per_hour=1.0,
-                    version=self.version)  # fmt: skip
+                    version=self.version)
         base.update(kw)
         return InventoryState.model_validate(base)
 

@@ -105,7 +105,7 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     # open alerts
     ("show open alerts", "open_alerts", {}, lambda a: len(a.rows) == 5),
     ("any alerts for store S003", "open_alerts", {"store": "S003"}, lambda a: pairs(a) == PHANTOM),
-]  # fmt: skip
+]
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_at_least_25_phrasings_over_every_intent() -> None:
     assert {c[1] for c in CASES} >= {
         "restock_today", "at_risk", "reorder_list", "phantom_stock", "worst_stores", "sku_status",
         "top_sellers", "out_of_stock",
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize(("question", "intent", "slots", "check"), CASES, ids=[c[0] for c in CASES])

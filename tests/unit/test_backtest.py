@@ -93,7 +93,7 @@ def test_staff_check_a_phantom_shelf_fill_it_and_count_it() -> None:
     sim = StoreSimulator(SimConfig(stores=1, skus=1, days=1, seed=1))
     item = item_of(sim)
     staff.on_alert({"type": "PHANTOM_STOCK", "status": "open", "store_id": item.store_id,
-                    "sku": item.catalog.sku, "ts": T.isoformat()})  # fmt: skip
+                    "sku": item.catalog.sku, "ts": T.isoformat()})
     assert staff(item, T + timedelta(minutes=30)) == 0 and not staff.recount(item.key)
     assert staff(item, T + timedelta(minutes=45)) == item.catalog.shelf_capacity - 2
     assert staff.recount(item.key) and not staff.recount(item.key)  # once per visit
@@ -112,7 +112,7 @@ def test_alert_driven_staff_moves_after_the_reaction_delay_and_forgets_resolved_
     t = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     staff = AlertDrivenStaff(reaction_minutes=45)
     alert = {"type": "RESTOCK_SHELF", "status": "open", "store_id": item.store_id,
-             "sku": item.catalog.sku, "ts": t.isoformat()}  # fmt: skip
+             "sku": item.catalog.sku, "ts": t.isoformat()}
     staff.on_alert(alert)
     assert staff(item, t + timedelta(minutes=30)) == 0
     assert staff(item, t + timedelta(minutes=60)) == item.catalog.shelf_capacity - 2
@@ -128,7 +128,7 @@ def test_alert_driven_staff_come_back_while_the_alert_stays_open() -> None:
     t = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     staff = AlertDrivenStaff(reaction_minutes=45)
     alert = {"type": "RESTOCK_SHELF", "status": "open", "store_id": item.store_id,
-             "sku": item.catalog.sku, "ts": t.isoformat()}  # fmt: skip
+             "sku": item.catalog.sku, "ts": t.isoformat()}
     staff.on_alert(alert)
     assert staff(item, t + timedelta(minutes=60)) > 0
     item.shelf = item.catalog.shelf_capacity - 5  # filled (the simulator applies the move), 5 sold

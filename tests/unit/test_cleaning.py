@@ -176,7 +176,7 @@ def test_case_pack_from_catalog(tmp_path: Path) -> None:
 def test_header_aliases() -> None:
     mapping, ignored = map_columns(["Item Number", "Store ID", "Quantity", "Sold At", "Till", "Colour"])
     assert mapping == {"sku": "Item Number", "store_id": "Store ID", "qty": "Quantity", "ts": "Sold At",
-                       "register_id": "Till"}  # fmt: skip
+                       "register_id": "Till"}
     assert ignored == ["Colour"]
     assert map_columns(["location_id", "item_id", "units", "timestamp"])[0]["store_id"] == "location_id"
 

@@ -34,10 +34,10 @@ def feed(app: Any) -> None:
     view = app.state.view
     view.apply_state({"ts": "2026-11-27T09:00:00Z", "store_id": "S1", "sku": "A", "shelf_qty": 0,
                       "backroom_qty": 6, "shelf_capacity": 12, "demand_per_hour": 1.5, "version": 1,
-                      "category": "dairy"})  # fmt: skip
+                      "category": "dairy"})
     view.apply_alert({"alert_id": "al-1", "ts": "2026-11-27T09:00:00Z", "store_id": "S1", "sku": "A",
                       "type": "RESTOCK_SHELF", "status": "open", "severity": "high", "message": "m",
-                      "action": "move 6 units", "evidence": {"shelf_qty": 0}})  # fmt: skip
+                      "action": "move 6 units", "evidence": {"shelf_qty": 0}})
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ async def test_page_api_and_security_headers_on_loopback(make: Any) -> None:
     assert (await c.get("/api/alerts")).json()[0]["alert_id"] == "al-1"
     # CORS stays closed: no Access-Control-Allow-Origin, preflights are not granted.
     pre = await c.options("/api/alerts/al-1/ack", headers={"origin": "http://evil.test",
-                                                            "access-control-request-method": "POST"})  # fmt: skip
+                                                            "access-control-request-method": "POST"})
     assert "access-control-allow-origin" not in pre.headers
 
 
@@ -124,7 +124,7 @@ def test_websocket_snapshot_then_delta_and_token(settings_factory: Callable[...,
         app.state.view.apply_alert({"alert_id": "al-1", "ts": "2026-11-27T09:05:00Z", "store_id": "S1",
                                     "sku": "A", "type": "RESTOCK_SHELF", "status": "resolved",
                                     "severity": "high", "message": "r", "action": "none",
-                                    "evidence": {}})  # fmt: skip
+                                    "evidence": {}})
         for _ in range(5):
             msg = orjson.loads(ws.receive_text())
             if msg["type"] == "delta" and msg["alerts"]:
@@ -160,7 +160,7 @@ async def test_frames_only_from_the_frame_root(make: Any, tmp_path: Path) -> Non
     for uri, code in [
         ("../secret.png", 400), (str(tmp_path / "secret.png"), 400), ("S1/link.png", 400),
         ("http://example.com/x.png", 400), ("S1/missing.png", 404), ("S1/notes.png", 400),
-    ]:  # fmt: skip
+    ]:
         r = await c.get("/api/frame", params={"uri": uri})
         assert r.status_code == code, (uri, r.text)
         assert r.json()["detail"]

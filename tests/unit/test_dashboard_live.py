@@ -28,18 +28,18 @@ def state(sku: str = "A", store: str = "S1", version: int = 1, minute: int = 0, 
         "ts": f"2026-11-27T09:{minute:02d}:00Z", "store_id": store, "sku": sku, "shelf_qty": 10,
         "backroom_qty": 20, "shelf_capacity": 20, "min_shelf_qty": 4, "demand_per_hour": 1.0,
         "version": version, "category": "dairy",
-    }  # fmt: skip
+    }
     rec.update(kw)
     return rec
 
 
 def alert(aid: str = "a1", status: str = "open", sku: str = "A", store: str = "S1", minute: int = 0,
-          **kw: Any) -> dict[str, Any]:  # fmt: skip
+          **kw: Any) -> dict[str, Any]:
     rec = {
         "alert_id": aid, "ts": f"2026-11-27T09:{minute:02d}:00Z", "store_id": store, "sku": sku,
         "type": "RESTOCK_SHELF", "status": status, "severity": "medium", "message": "m",
         "action": "move 5 units", "evidence": {"shelf_qty": 3},
-    }  # fmt: skip
+    }
     rec.update(kw)
     return rec
 
@@ -178,7 +178,7 @@ def test_observations_keep_the_newest_frame_per_sku() -> None:
     v = LiveView()
     obs = {"ts": "2026-11-27T09:10:00Z", "store_id": "S1", "sku": "A", "camera_id": "c1",
            "frame_event_id": "f2", "fill_ratio": 0.5, "boxes": [{"cls": "gap", "box": [1, 2, 3, 4]}],
-           "frame_uri": "S1/c1/f2.jpg"}  # fmt: skip
+           "frame_uri": "S1/c1/f2.jpg"}
     assert v.apply_observation(obs)
     assert not v.apply_observation(obs | {"ts": "2026-11-27T09:05:00Z", "frame_event_id": "f1"})
     assert v.observations["S1:A"]["frame_event_id"] == "f2"

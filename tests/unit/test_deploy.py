@@ -64,7 +64,7 @@ def run_config(cli: list[str], env: dict[str, str]) -> subprocess.CompletedProce
     # A clean environment: the result must not depend on a developer's BACKROOM_* or a .env.
     base = {k: v for k, v in os.environ.items() if not k.startswith("BACKROOM_")}
     return subprocess.run([*cli, "-f", str(COMPOSE), "--project-directory", str(ROOT), "config"],
-                          capture_output=True, text=True, timeout=60, env={**base, **env})  # fmt: skip
+                          capture_output=True, text=True, timeout=60, env={**base, **env})
 
 
 def test_docker_compose_config_passes() -> None:

@@ -71,7 +71,7 @@ def test_prefixed_topics_map_to_tables(tmp_path: Path) -> None:
 def test_catalog_store_comes_from_the_key(tmp_path: Path) -> None:
     store = HistoryStore(tmp_path / "h.duckdb")
     store.insert_batch("catalog.skus", [(0, 1, "*:A", catalog_entry("A")), (0, 2, "S9:A", catalog_entry("A", shelf_capacity=50)),
-                                        (0, 3, "*:A", catalog_entry("A", shelf_capacity=30))])  # fmt: skip
+                                        (0, 3, "*:A", catalog_entry("A", shelf_capacity=30))])
     _, rows = store.query("SELECT store_id, shelf_capacity FROM catalog_latest ORDER BY store_id")
     assert rows == [("*", 30), ("S9", 50)]
 
@@ -82,7 +82,7 @@ def test_views_latest_state_and_open_alerts(tmp_path: Path) -> None:
     assert rows == [(4,)]  # the 15:00 state, not the 10:00 one
     _, rows = store.query("SELECT alert_id, status, severity FROM open_alerts ORDER BY alert_id")
     assert rows == [("a1", "open", "critical"), ("a2", "open", "medium"), ("a3", "open", "high"),
-                    ("a5", "open", "high"), ("a6", "update", "critical")]  # fmt: skip
+                    ("a5", "open", "high"), ("a6", "update", "critical")]
 
 
 def test_every_topic_has_a_table(tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def test_reader_waits_then_reports_busy_writer(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(30)"],
         stdout=subprocess.PIPE,
-    )  # fmt: skip
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
         with pytest.raises(HistoryBusy):

@@ -18,13 +18,13 @@ from producers.ingest_api import create_ingest_app, ingest_router
 
 SALE = {"event_id": "t1-1", "ts": "2026-11-27T09:15:00Z", "store_id": "S001", "sku": "MILK-1L", "qty": 2}
 SCAN = {"event_id": "s1", "ts": "2026-11-27T09:15:00+01:00", "store_id": "S001", "sku": "MILK-1L",
-        "kind": "move_to_shelf", "qty": 12, "location": "shelf"}  # fmt: skip
+        "kind": "move_to_shelf", "qty": 12, "location": "shelf"}
 FRAME = {"event_id": "f1", "ts": "2026-11-27T09:15:00Z", "store_id": "S001", "camera_id": "cam-1",
-         "frame_uri": "file:///frames/cam-1/0001.jpg", "width": 640, "height": 480}  # fmt: skip
+         "frame_uri": "file:///frames/cam-1/0001.jpg", "width": 640, "height": 480}
 SKU = {"sku": "MILK-1L", "name": "Milk 1 l", "category": "Dairy", "shelf_capacity": 36,
-       "min_shelf_qty": 8, "lead_time_hours": 48.0, "case_pack": 12}  # fmt: skip
+       "min_shelf_qty": 8, "lead_time_hours": 48.0, "case_pack": 12}
 PLANOGRAM = {"store_id": "S001", "camera_id": "cam-1",
-             "slots": [{"sku": "MILK-1L", "box": [0.0, 0.0, 0.5, 0.5], "facings": 4}]}  # fmt: skip
+             "slots": [{"sku": "MILK-1L", "box": [0.0, 0.0, 0.5, 0.5], "facings": 4}]}
 
 
 class FakePublish:
@@ -108,7 +108,7 @@ async def test_batch_keeps_order_per_key(make_client) -> None:  # type: ignore[n
         ("planograms", {**PLANOGRAM, "slots": [{"sku": "A", "box": [0.5, 0, 0.2, 1], "facings": 1}]},
          ["body", "slots", 0]),
     ],
-)  # fmt: skip
+)
 async def test_invalid_event_is_422_with_field_message(make_client, path, body, field) -> None:  # type: ignore[no-untyped-def]
     client, pub = make_client()
     async with client:

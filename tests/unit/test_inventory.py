@@ -51,7 +51,7 @@ def test_receive_onto_the_shelf_and_against_on_order() -> None:
 
 def test_counts_reset_the_location_they_name() -> None:
     s = apply_all([scan("receive", 10), scan("move_to_shelf", 5), scan("count", 2, location="shelf"),
-                   scan("count", 9)])  # fmt: skip
+                   scan("count", 9)])
     assert (s.shelf_qty, s.backroom_qty) == (2, 9)
 
 
@@ -66,7 +66,7 @@ def test_arrival_order_across_topics_does_not_change_the_result() -> None:
     import itertools
 
     events = [scan("receive", 30, minutes=0), scan("move_to_shelf", 20, minutes=1),
-              sale(qty=3, minutes=2), sale(qty=2, minutes=3), scan("adjust", -1, minutes=4)]  # fmt: skip
+              sale(qty=3, minutes=2), sale(qty=2, minutes=3), scan("adjust", -1, minutes=4)]
     results = {
         (s.shelf_qty, s.backroom_qty)
         for order in itertools.permutations(events)
@@ -77,7 +77,7 @@ def test_arrival_order_across_topics_does_not_change_the_result() -> None:
 
 def test_a_late_count_keeps_the_later_deltas_that_arrived_before_it() -> None:
     s = apply_all([scan("receive", 50), scan("move_to_shelf", 20, minutes=1), sale(qty=3, minutes=10),
-                   scan("count", 15, location="shelf", minutes=5), sale(qty=1, minutes=4)])  # fmt: skip
+                   scan("count", 15, location="shelf", minutes=5), sale(qty=1, minutes=4)])
     assert s.shelf_qty == 12  # counted 15 at 09:05, then the 09:10 sale; the 09:04 one is in the count
     older = apply_all([scan("count", 9, location="shelf", minutes=8), scan("count", 30, location="shelf", minutes=2)])
     assert older.shelf_qty == 9  # an older count arriving late changes nothing
@@ -93,7 +93,7 @@ def test_stamps_in_other_zones_compare_in_time_order() -> None:
 
 def test_a_count_absorbs_earlier_deltas_that_arrive_late() -> None:
     s = apply_all([scan("count", 10, location="shelf", minutes=5), sale(qty=2, minutes=3),
-                   sale(qty=1, minutes=6)])  # fmt: skip
+                   sale(qty=1, minutes=6)])
     assert s.shelf_qty == 9  # the sale at 09:03 is already in the 09:05 count
 
 
@@ -256,7 +256,7 @@ def test_a_fast_skus_recent_deltas_stay_bounded_and_counts_stay_right() -> None:
     assert state.shelf_qty == 10**6 - n
     # A count 2 s late (20 sales stamped after it already applied) keeps exactly those sales.
     count = Scan(event_id="c-1", ts=t0 + timedelta(seconds=(n - 21) / 10), store_id="S1", sku="A",
-                 kind="count", qty=40000, location="shelf")  # fmt: skip
+                 kind="count", qty=40000, location="shelf")
     book.apply(state, count)
     assert state.shelf_qty == 40000 - 20
     # The state round-trips through the table format, and stays bounded after a reload.
@@ -264,7 +264,7 @@ def test_a_fast_skus_recent_deltas_stay_bounded_and_counts_stay_right() -> None:
     assert again.recent == state.recent
     for i in range(100):
         book.apply(again, Sale(event_id=f"s-x{i}", ts=t0 + timedelta(minutes=41, seconds=i), store_id="S1",
-                               sku="A", qty=1))  # fmt: skip
+                               sku="A", qty=1))
     assert len(again.recent) == RECENT_MAX and again.shelf_qty == 40000 - 20 - 100
 
 
@@ -299,12 +299,12 @@ def test_recent_deltas_from_the_table_format_before_packing() -> None:
     t0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
     for i, minute in enumerate([1, 5, 3, 7]):
         book.apply(state, Sale(event_id=f"s{i}", ts=t0 + timedelta(minutes=minute, microseconds=i), store_id="S1",
-                               sku="A", qty=1))  # fmt: skip
+                               sku="A", qty=1))
     old = state.to_dict() | {"recent": [[(t0 + timedelta(minutes=m, microseconds=i)).isoformat(), "shelf", -1]
-                                        for i, m in enumerate([1, 5, 3, 7])]}  # fmt: skip
+                                        for i, m in enumerate([1, 5, 3, 7])]}
     again = SkuState.from_dict(orjson.loads(orjson.dumps(old)))
     assert again.recent == state.recent and [r[0][14:16] for r in again.recent] == ["01", "03", "05", "07"]
     count = Scan(event_id="c", ts=t0 + timedelta(minutes=4), store_id="S1", sku="A", kind="count", qty=30,
-                 location="shelf")  # fmt: skip
+                 location="shelf")
     book.apply(again, count)
     assert again.shelf_qty == 30 - 2  # the sales at :05 and :07 stay applied

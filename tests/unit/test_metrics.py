@@ -31,7 +31,7 @@ def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
 def test_batches_count_events_dead_letters_by_source_and_duplicates() -> None:
     m = Metrics()
     dead = [SimpleNamespace(source_topic="inventory.state"), SimpleNamespace(source_topic="shelf.observations"),
-            SimpleNamespace(source_topic="inventory.state")]  # fmt: skip
+            SimpleNamespace(source_topic="inventory.state")]
     m.observe_batch("pos.sales", "inventory", 100, duplicates=3)
     m.observe_batch("inventory.state", "alerts", 10, dead)
     m.dead_lettered("catalog.skus")
@@ -132,7 +132,7 @@ def test_settings_ops_block() -> None:
 def test_json_log_lines() -> None:
     fmt = JsonFormatter()
     record = logging.LogRecord("backroom.worker", logging.WARNING, __file__, 1, "dead-letter %s: %s",
-                               ("pos.sales", "bad qty\n"), None)  # fmt: skip
+                               ("pos.sales", "bad qty\n"), None)
     record.store_id = "S1"
     line = fmt.format(record)
     assert "\n" not in line

@@ -168,7 +168,7 @@ def test_a_state_kept_live_is_exactly_what_its_table_value_reads_back_as(setting
     for batch in _days_of_events():
         a = live.process(batch, live_table.get, lambda _k: None)
         b = fresh.process(batch, lambda k: bytes(bytearray(fresh_table[k])) if k in fresh_table else None,
-                          lambda _k: None)  # fmt: skip
+                          lambda _k: None)
         assert a.values == b.values
         assert [s.to_json() for s in a.published] == [s.to_json() for s in b.published]
         live_table.update(a.values)

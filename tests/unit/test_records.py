@@ -93,7 +93,7 @@ def test_validated_is_model_validate() -> None:
     from backroom.records import InventoryState, validated
 
     good = {"ts": decode(Sale, raw(sale())).ts, "store_id": "S1", "sku": "A", "shelf_qty": 1,
-            "backroom_qty": 0, "shelf_capacity": 5, "demand_per_hour": 1, "version": 2}  # fmt: skip
+            "backroom_qty": 0, "shelf_capacity": 5, "demand_per_hour": 1, "version": 2}
     assert validated(InventoryState, good) == InventoryState.model_validate(good)
     assert validated(InventoryState, good).to_json() == InventoryState.model_validate(good).to_json()
     for bad in ({**good, "shelf_qty": "1"}, {**good, "store_id": "S:1"}, {k: v for k, v in good.items() if k != "ts"}):

@@ -109,7 +109,7 @@ class States:
                     store_id="S1", sku="A", shelf_qty=shelf, backroom_qty=backroom,
                     shelf_capacity=20, min_shelf_qty=2, demand_per_hour=1.0, version=self.version,
                     lead_time_hours=24.0, case_pack=6, reorder_point=30.0, order_up_to=50.0,
-                    hours_to_stockout=100.0)  # fmt: skip
+                    hours_to_stockout=100.0)
         base.update(kw)
         return InventoryState.model_validate(base)
 
@@ -143,7 +143,7 @@ def test_reorder_opens_at_the_reorder_point_places_one_order_then_resolves() -> 
 def test_a_second_order_only_after_the_first_is_due() -> None:
     st = States()
     alerts, book = run([st(10, 20), st(8, 10), st(8, 10, minutes=60 * 25),
-                        st(8, 10, minutes=60 * 27)])  # fmt: skip
+                        st(8, 10, minutes=60 * 27)])
     statuses = [a.status for a in alerts if a.type == "REORDER"]
     # open (order 1), resolved (counted), still covered at 25 h (ETA 24 h + 2 h grace), then
     # at 27 h the order is past due and the position (18) is below the point: a new order.
@@ -159,7 +159,7 @@ def test_stockout_risk_severity_by_hours_left_with_hysteresis() -> None:
     alerts, _ = run([st(10, 5, hours_to_stockout=h, **no_levels) for h in hours])
     risk = [(a.status, a.severity) for a in alerts if a.type == "STOCKOUT_RISK"]
     assert risk == [("open", "low"), ("update", "medium"), ("update", "high"), ("update", "low"),
-                    ("resolved", "low")]  # fmt: skip
+                    ("resolved", "low")]
     assert alerts[0].ts == T0 + timedelta(minutes=3)  # opened at 30 h
 
 
@@ -193,10 +193,10 @@ def test_stockout_risk_stays_open_through_the_records_reaching_zero() -> None:
     # hold units: the risk stays open (high) until stock is recorded again and lasts.
     alerts, _ = run([st(3, 0, hours_to_stockout=6, **no_levels),
                         st(0, 0, hours_to_stockout=0, **no_levels),
-                        st(0, 30, hours_to_stockout=80, **no_levels)])  # fmt: skip
+                        st(0, 30, hours_to_stockout=80, **no_levels)])
     kinds = [(a.type, a.status) for a in alerts if a.type != "RESTOCK_SHELF"]
     assert kinds == [("STOCKOUT_RISK", "open"), ("OUT_OF_STOCK", "open"), ("OUT_OF_STOCK", "resolved"),
-                     ("STOCKOUT_RISK", "resolved")]  # fmt: skip
+                     ("STOCKOUT_RISK", "resolved")]
     # Never opened on an empty record: that is OUT_OF_STOCK's alone.
     alerts, _ = run([st(0, 0, hours_to_stockout=0, **no_levels)])
     assert [(a.type, a.status) for a in alerts] == [("OUT_OF_STOCK", "open")]
@@ -231,7 +231,7 @@ def test_a_full_shelf_that_lasts_less_than_the_reaction_keeps_a_standing_alert()
     # Capacity 20 selling 12 an hour: even full it is empty long before staff are back.
     fast = dict(demand_per_hour=12.0, hours_to_shelf_out=1.6)
     alerts, _ = run([st(18, 30, **fast), st(20, 10, **fast), st(20, 10, demand_per_hour=0.5,
-                                                                  hours_to_shelf_out=30.0)])  # fmt: skip
+                                                                  hours_to_shelf_out=30.0)])
     assert [a.status for a in alerts if a.type == "RESTOCK_SHELF"] == ["open", "resolved"]
     assert alerts[-1].ts == T0 + timedelta(minutes=3)  # held on the refilled shelf, not re-opened
 
