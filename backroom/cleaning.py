@@ -125,7 +125,7 @@ OUTPUT_COLUMNS: dict[Kind, tuple[str, ...]] = {
     ),
 }
 
-# Every reject code `clean` can produce, for the README and the tests.
+# Every reject code `clean` can produce, for docs/data.md and the tests.
 REJECT_CODES: dict[str, str] = {
     "csv_malformed": "the line could not be parsed as CSV (wrong column count, bad quoting, encoding)",
     "missing_field": "a required field is empty",

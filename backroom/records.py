@@ -169,7 +169,7 @@ class InventoryState(Record):
     hours_to_shelf_out: float | None = None
     hours_to_stockout: float | None = None
     on_order: int | None = None
-    # Extensions (README, "Contract additions"):
+    # Extensions (docs/contract.md, "Contract additions"):
     category: str | None = None
     min_shelf_qty: int | None = None
     catalog_missing: bool | None = None
@@ -182,7 +182,7 @@ class InventoryState(Record):
     safety_stock: float | None = None
     reorder_point: float | None = None
     order_up_to: float | None = None
-    # Camera (README, "Contract additions"): the most units the last confident view allows on
+    # Camera (docs/contract.md, "Contract additions"): the most units the last confident view allows on
     # the shelf now, when that is below `shelf_qty` (the records drifted above the shelf).
     shelf_seen_max: int | None = None
 

@@ -158,7 +158,7 @@ def hand_over(alert_table: dict[str, dict[str, Any]]) -> None:
 def camera_view(item: SimSku, ts: datetime, frame: str) -> ShelfObservation:
     """What the shelf camera's detector reports for one SKU slot: the facings that show stock,
     from the true shelf (the detector's measured gap recall is 0.987 and precision 1.000 on
-    held-out frames, README; the backtest takes it as exact). A facing is one 4-unit step of
+    held-out frames, docs/benchmarks.md; the backtest takes it as exact). A facing is one 4-unit step of
     the planogram (`simulation.py`), so it holds ceil(capacity / facings) units."""
     cap = item.catalog.shelf_capacity
     facings = max(1, math.ceil(cap / 4))

@@ -1,4 +1,4 @@
-"""`backroom bench ...`: measurements as one JSON object (fields documented in the README).
+"""`backroom bench ...`: measurements as one JSON object (fields documented in docs/contract.md).
 
     backroom bench pipeline --events 200000 --rate 2000 --json
 """

@@ -2,7 +2,7 @@
 
     pytest tests/integration/test_pipeline_bench.py
 
-The figures in the README come from the real machine at full size; this checks that the
+The figures in docs/benchmarks.md come from the real machine at full size; this checks that the
 benchmark runs through its phases (raw consume, no-op Faust, bulk no-op, worker, latency) and reports
 every documented field with values that can only come from events that really went through.
 """

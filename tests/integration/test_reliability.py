@@ -27,9 +27,7 @@ from streams.topics import ensure_topics
 from tests.factories import key, sale, scan
 from tests.helpers import WorkerProcess, consume_until, produce
 
-# Not in the default run (`make test`): the graceful-leave test still fails intermittently (the
-# leaver's keys restart from an empty state), a known, open durability bug (README, known
-# limitations). Run them with `make test-reliability`.
+# In `make test`; `make test-reliability` runs them alone (e.g. to repeat them).
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 STORES, SKUS = ("S1", "S2"), tuple(f"K{i}" for i in range(10))
