@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         default=64, ge=1, description="event_ids remembered per store×SKU for idempotence"
     )
     max_event_bytes: int = Field(default=65536, ge=256)
+    max_future_hours: float = Field(
+        default=24.0, ge=0,
+        description="an event more than this ahead of its store's latest event time (the worker, "
+        "the ingest API) or of a file's latest time (`clean`) is refused; 0 = off "
+        "(backroom/eventtime.py)",
+    )
     session_timeout_s: float = Field(
         default=10.0, ge=6.0, description="a worker that stops heartbeating loses its partitions after this"
     )

@@ -43,7 +43,7 @@ def clean(
         summary = run_clean(
             raw, out or settings.data_dir / "processed", fmt,  # type: ignore[arg-type]
             kind=kind, tz=tz, date_order=date_order, double_scan_s=double_scan_s,  # type: ignore[arg-type]
-            catalog=catalog, encoding=encoding,
+            catalog=catalog, encoding=encoding, max_future_hours=settings.max_future_hours,
         )  # fmt: skip
     except CleaningError as exc:
         typer.secho(f"clean: {exc}", fg="red", err=True)
