@@ -34,6 +34,11 @@ PENDING = 16  # refused stamps remembered per store, to recognise a real jump
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def micros(ts: datetime) -> int:
+    """Integer microseconds since the epoch (as `backroom.inventory.micros`, without its imports)."""
+    return (ts - EPOCH) // timedelta(microseconds=1)
+
+
 def us_to_iso(us: int) -> str:
     return (EPOCH + timedelta(microseconds=us)).isoformat().replace("+00:00", "Z")
 
@@ -85,6 +90,14 @@ class FutureGuard:
         pending.append((ts_us, key))
         del pending[:-PENDING]
         return reason
+
+    def adopt(self, trial: FutureGuard) -> None:
+        """Take a trial copy's watermarks and refusals (the whole request passed)."""
+        self.watermarks, self._pending = trial.watermarks, trial._pending
+
+    def remember_refusals(self, trial: FutureGuard) -> None:
+        """Keep only a trial copy's refusals (the request failed): they may confirm a jump."""
+        self._pending = trial._pending
 
     def copy(self) -> FutureGuard:
         other = FutureGuard(self.hours)

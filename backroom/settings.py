@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -161,6 +161,13 @@ class Settings(BaseSettings):
     log_format: str = Field(
         default="text", pattern="^(text|json)$", description="text | json (one JSON object a line)"
     )
+
+    @field_validator("dashboard_token", mode="after")
+    @classmethod
+    def _empty_token_is_unset(cls, value: str | None) -> str | None:
+        # `BACKROOM_DASHBOARD_TOKEN=` must not mean "a token that everyone knows": it is unset,
+        # so the loopback-only rules (bind, Host check) stay on.
+        return value if value and value.strip() else None
 
     @property
     def embedded(self) -> bool:
