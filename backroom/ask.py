@@ -334,6 +334,12 @@ def check_question(question: str) -> None:
             "Refused: that looks like SQL or an instruction to the system, not a question about "
             "stock. Ask in plain words, e.g. " + EXAMPLES[0]
         )
+    for day in _ISO_DATE.findall(question):
+        # The date slot is parsed later; an impossible one (2026-02-29) must be a reply, not a 500.
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            raise AskRefused(f"{day} is not a date on the calendar; write a day as YYYY-MM-DD.") from None
 
 
 # --- SQL per intent ------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from backroom import records
+from backroom.eventtime import file_bound, reference_rank
 
 Kind = Literal["sales", "scans", "catalog"]
 KINDS: tuple[Kind, ...] = ("sales", "scans", "catalog")
@@ -148,6 +149,10 @@ REJECT_CODES: dict[str, str] = {
     "duplicate_event_id": "event id (or, without one, the same event content) seen in an earlier row",
     "double_scan": "the same scan repeated within the double-scan window",
     "superseded": "catalog entry for the same store and SKU appears again later (the later wins)",
+    "invalid_record": "refused by the contract record's own validation (records.py), e.g. "
+    "min_shelf_qty above shelf_capacity",
+    "ts_far_future": "timestamp more than BACKROOM_MAX_FUTURE_HOURS ahead of the file's latest time "
+    "(backroom/eventtime.py)",
 }
 
 
@@ -340,7 +345,7 @@ def _checks(kind: Kind) -> list[_Check]:
                 f"printf('qty %s must be 1..{MAX_QTY} units (returns and voids are not sales)', qty_raw)",
             ),
             _Check(
-                "bad_price", "price_raw IS NOT NULL AND (unit_price IS NULL OR unit_price < 0)",
+                "bad_price", "price_raw IS NOT NULL AND (unit_price IS NULL OR NOT isfinite(unit_price) OR unit_price < 0)",
                 "printf('unit_price %s is not a non-negative number', price_raw)",
             ),
         ]
@@ -389,8 +394,8 @@ def _checks(kind: Kind) -> list[_Check]:
         ),
         _Check(
             "bad_number",
-            "NOT br_is_int(min_shelf_qty) OR min_shelf_qty < 0 OR min_shelf_qty > shelf_capacity",
-            "printf('min_shelf_qty %s must be a whole number 0..shelf_capacity (%s)', min_raw, cap_raw)",
+            f"NOT br_is_int(min_shelf_qty) OR min_shelf_qty NOT BETWEEN 0 AND {MAX_QTY}",
+            f"printf('min_shelf_qty %s must be a whole number 0..{MAX_QTY}', min_raw)",
         ),
         _Check(
             "bad_number",
@@ -403,7 +408,7 @@ def _checks(kind: Kind) -> list[_Check]:
             f"printf('case_pack %s must be a whole number 1..{MAX_QTY}', pack_raw)",
         ),
         _Check(
-            "bad_price", "cost_raw IS NOT NULL AND (unit_cost IS NULL OR unit_cost < 0)",
+            "bad_price", "cost_raw IS NOT NULL AND (unit_cost IS NULL OR NOT isfinite(unit_cost) OR unit_cost < 0)",
             "printf('unit_cost %s is not a non-negative number', cost_raw)",
         ),
     ]
@@ -461,8 +466,12 @@ def clean(
     encoding: str = "utf-8",
     delimiter: str | None = None,
     threads: int | None = None,
+    max_future_hours: float = 24.0,
 ) -> Summary:
-    """Validate, normalise and deduplicate one raw CSV; write data, rejects and summary files."""
+    """Validate, normalise and deduplicate one raw CSV; write data, rejects and summary files.
+
+    `max_future_hours` (BACKROOM_MAX_FUTURE_HOURS; 0 = off): rows further ahead of the file's own
+    latest time are rejected (`ts_far_future`, backroom/eventtime.py)."""
     started = time.perf_counter()
     raw_path = Path(raw_csv)
     if not raw_path.is_file():
@@ -502,6 +511,7 @@ def clean(
         position = {h: i for i, h in enumerate(headers)}
         order = _parse(con, kind, {f: position[h] for f, h in mapping.items()}, tz, date_order, catalog)
         _dedupe(con, kind, len(headers), double_scan_s)
+        _contract_checks(con, kind, max_future_hours)
         return _write(
             con, kind, raw_path, data_path, rejects_path, summary_path, fmt, headers, mapping,
             ignored, tz, order, started,
@@ -789,3 +799,48 @@ def _write(
     )
     summary_path.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+# --- rules shared with the ingest API and the worker ----------------------------------------------
+
+
+def _contract_checks(con: duckdb.DuckDBPyConnection, kind: Kind, max_future_hours: float) -> None:
+    """Mark accepted rows that the contract's shared rules refuse: catalog rows through
+    `records.CatalogSku` itself (the API's validation), events by the far-future bound."""
+    if kind == "catalog":
+        cols = ["sku", "name", "category", "shelf_capacity", "min_shelf_qty", "lead_time_hours",
+                "case_pack", "unit_cost", "aisle"]  # fmt: skip
+        cur = con.execute(f"SELECT row_no, {', '.join(cols)} FROM cleaned WHERE code IS NULL")
+        bad: list[tuple[int, str]] = []
+        for row_no, *values in cur.fetchall():
+            entry = {c: v for c, v in zip(cols, values, strict=True) if v is not None}
+            for c in ("shelf_capacity", "min_shelf_qty", "case_pack"):
+                entry[c] = int(entry[c])
+            try:
+                records.validated(records.CatalogSku, entry)
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                errors = getattr(exc, "errors", None)
+                msg = "; ".join(e["msg"] for e in errors()) if callable(errors) else str(exc)
+                bad.append((row_no, msg.removeprefix("Value error, ")))
+        if bad:
+            con.executemany(
+                "UPDATE cleaned SET code = 'invalid_record', reason = ? WHERE row_no = ?",
+                [(msg, row_no) for row_no, msg in bad],
+            )
+        return
+    n = con.execute("SELECT count(*) FROM cleaned WHERE code IS NULL").fetchone()[0]  # type: ignore[index]
+    latest = con.execute(
+        "SELECT ts FROM cleaned WHERE code IS NULL ORDER BY ts DESC LIMIT ?", [2 * reference_rank(n)]
+    ).fetchall()
+    bound = file_bound([r[0] for r in latest], n, max_future_hours)
+    if bound is None:
+        return
+    ref, allowed = bound
+    con.execute(
+        """UPDATE cleaned SET code = 'ts_far_future', reason = printf(
+                'far-future ts: %s is %.1f h ahead of the file''s latest time %s (allowed %.1f h: '
+                || 'BACKROOM_MAX_FUTURE_HOURS plus the spread of its latest rows)', ts_raw,
+                (epoch(ts) - epoch($ref)) / 3600.0, strftime($ref, '%Y-%m-%dT%H:%M:%SZ'), $allowed)
+            WHERE code IS NULL AND epoch(ts) - epoch($ref) > $allowed * 3600.0""",
+        {"ref": ref, "allowed": allowed},
+    )

@@ -21,6 +21,7 @@ import orjson
 from backroom.alerts import AlertBook, AlertEngine
 from backroom.demand.reorder import ReorderPolicy
 from backroom.demand.tracker import DemandConfig
+from backroom.eventtime import FutureGuard
 from backroom.inventory import InventoryBook, SkuParams, SkuState, micros, to_inventory_state
 from backroom.records import (
     Alert,
@@ -167,6 +168,7 @@ class InventoryProcessor:
         )
         self._params: dict[int, tuple[Mapping[str, Any], SkuParams]] = {}
         self.live = LiveStates(settings.live_states)
+        self.future = FutureGuard(settings.max_future_hours)
 
     def _state(self, states: dict[str, SkuState], load: Callable[[str], StoredState], key: str,
                store_id: str, sku: str) -> SkuState:
@@ -233,6 +235,11 @@ class InventoryProcessor:
             if msg.offset <= state.offsets.get(source, -1):
                 result.duplicates += 1  # redelivered after a restart: already in the state
                 continue
+            far = self.future.check(event.store_id, micros(event.ts), key, state.clock_us)
+            if far is not None:
+                result.dead.append(dead_letter(msg, far))
+                state.offsets[source] = msg.offset
+                continue
             try:
                 applied = self.book.apply(state, event)
             except Exception as exc:  # a bug must cost one event (kept in dead-letter), not the worker
@@ -277,8 +284,12 @@ class InventoryProcessor:
                 result.duplicates += 1
                 continue
             state.offsets[source] = msg.offset
-            params = self.params(catalog, obs.store_id, obs.sku)
             us = micros(obs.ts)
+            far = self.future.check(obs.store_id, us, key, state.clock_us)
+            if far is not None:
+                result.dead.append(dead_letter(msg, far))
+                continue
+            params = self.params(catalog, obs.store_id, obs.sku)
             self.book.apply_vision(state, obs.fill_ratio, obs.confidence, params, obs.facings_expected, us)
             state.version += 1
             if state.clock_us is None or us > state.clock_us:

@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    FiniteFloat,
     StringConstraints,
     ValidationError,
     model_validator,
@@ -68,15 +69,24 @@ class CatalogSku(Record):
     category: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     shelf_capacity: int = Field(ge=1, le=MAX_QTY)
     min_shelf_qty: int = Field(ge=0, le=MAX_QTY)
-    lead_time_hours: float = Field(ge=0, le=24 * 365)
+    lead_time_hours: FiniteFloat = Field(ge=0, le=24 * 365)
     case_pack: int = Field(ge=1, le=MAX_QTY)
-    unit_cost: float | None = Field(default=None, ge=0)
+    unit_cost: FiniteFloat | None = Field(default=None, ge=0)
     aisle: str | None = Field(default=None, max_length=50)
+
+    @model_validator(mode="after")
+    def _min_fits_shelf(self) -> CatalogSku:
+        # The one catalog rule across fields: the ingest API, the worker and `clean` all use it.
+        if self.min_shelf_qty > self.shelf_capacity:
+            raise ValueError(
+                f"min_shelf_qty {self.min_shelf_qty} is above shelf_capacity {self.shelf_capacity}"
+            )
+        return self
 
 
 class PlanogramSlot(Record):
     sku: Code
-    box: Annotated[list[float], Field(min_length=4, max_length=4)]
+    box: Annotated[list[FiniteFloat], Field(min_length=4, max_length=4)]
     facings: int = Field(ge=1, le=100)
 
     @model_validator(mode="after")
@@ -102,7 +112,8 @@ class Sale(Record):
     store_id: Code
     sku: Code
     qty: int = Field(ge=1, le=MAX_QTY)
-    unit_price: float | None = Field(default=None, ge=0)
+    # Finite: 1e309 parses to inf, which JSON cannot carry (it was published as null).
+    unit_price: FiniteFloat | None = Field(default=None, ge=0)
     register_id: str | None = Field(default=None, max_length=64)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         default=64, ge=1, description="event_ids remembered per store×SKU for idempotence"
     )
     max_event_bytes: int = Field(default=65536, ge=256)
+    max_future_hours: float = Field(
+        default=24.0, ge=0,
+        description="an event more than this ahead of its store's latest event time (the worker, "
+        "the ingest API) or of a file's latest time (`clean`) is refused; 0 = off "
+        "(backroom/eventtime.py)",
+    )
     session_timeout_s: float = Field(
         default=10.0, ge=6.0, description="a worker that stops heartbeating loses its partitions after this"
     )
@@ -155,6 +161,13 @@ class Settings(BaseSettings):
     log_format: str = Field(
         default="text", pattern="^(text|json)$", description="text | json (one JSON object a line)"
     )
+
+    @field_validator("dashboard_token", mode="after")
+    @classmethod
+    def _empty_token_is_unset(cls, value: str | None) -> str | None:
+        # `BACKROOM_DASHBOARD_TOKEN=` must not mean "a token that everyone knows": it is unset,
+        # so the loopback-only rules (bind, Host check) stay on.
+        return value if value and value.strip() else None
 
     @property
     def embedded(self) -> bool:

@@ -19,20 +19,28 @@ Endpoints: `/` (page), `/ws` (snapshot, then deltas), `/api/snapshot`, `/api/hea
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode
 
 import anyio
 from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from backroom import exposure
+from backroom.exposure import (
+    CSP,
+    LOOPBACK_NAMES,
+    SECURITY_HEADERS,
+    ExposureError,
+    SecurityHeaders,
+    is_loopback,
+)
 from backroom.settings import Settings
 from dashboard.hub import CLOSE, Hub
 from dashboard.live import AlertNotOpen, LiveView, UnknownAlert
@@ -42,18 +50,6 @@ log = logging.getLogger("backroom.dashboard")
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "backroom_token"
 PUBLIC_PATHS = frozenset({"/healthz"})
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
-CSP = (
-    "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; script-src 'self'; "
-    "style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-)
-SECURITY_HEADERS = [
-    (b"content-security-policy", CSP.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),
-]
-
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -61,25 +57,23 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class ExposureError(RuntimeError):
-    """Binding beyond loopback without a token."""
-
-
-def is_loopback(host: str) -> bool:
-    if host.strip("[]").lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+__all__ = ["CSP", "LOOPBACK_NAMES", "ExposureError", "check_exposure", "create_app", "is_loopback", "serve"]
 
 
 def check_exposure(settings: Settings) -> None:
-    if not is_loopback(settings.dashboard_host) and not settings.dashboard_token:
-        raise ExposureError(
-            f"refusing to serve the dashboard on {settings.dashboard_host} without a token: "
-            "set BACKROOM_DASHBOARD_TOKEN (or bind to 127.0.0.1)"
-        )
+    """`backroom.exposure.check_exposure` for the dashboard's host and token."""
+    exposure.check_exposure(settings.dashboard_host, settings.dashboard_token, "the dashboard")
+
+
+def _has_control_chars(path: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in path)
+
+
+def same_site_location(path: str, query: str) -> str:
+    """A redirect target on this site: one leading slash (`//evil.example/x` would leave it)
+    and the path percent-encoded, so it is a valid header value whatever the request held."""
+    clean = "/" + path.lstrip("/")
+    return quote(clean, safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
 
 
 class AuthMiddleware:
@@ -92,7 +86,7 @@ class AuthMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.token = settings.dashboard_token
-        self.allowed_hosts = set(LOOPBACK_NAMES) | {settings.dashboard_host.lower()}
+        self.allowed_hosts = exposure.allowed_hosts(settings.dashboard_host)
 
     def _presented(self, scope: Scope) -> tuple[str | None, bool]:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -113,7 +107,7 @@ class AuthMiddleware:
         return None, False
 
     def _ok(self, presented: str | None) -> bool:
-        assert self.token is not None
+        assert self.token
         return presented is not None and hmac.compare_digest(
             presented.encode(), self.token.encode()
         )
@@ -123,22 +117,19 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        host = headers.get("host", "")
-        origin = headers.get("origin")
-        # Without a token the server is loopback-only: a Host that is not a loopback name means
-        # a DNS-rebinding page is talking to us.
-        if self.token is None and urlsplit(f"//{host}").hostname not in self.allowed_hosts | {None}:
-            await self._deny(scope, send, 403, "unexpected Host header")
+        if _has_control_chars(scope["path"]):
+            # "%0d%0a" decodes to CR LF: refused before it can reach a header or a log line.
+            await self._deny(scope, send, 400, "control characters in the request path")
             return
-        unsafe = scope["type"] == "websocket" or scope.get("method") not in (
-            "GET",
-            "HEAD",
-            "OPTIONS",
-        )
-        if origin is not None and unsafe and urlsplit(origin).netloc.lower() != host.lower():
-            await self._deny(scope, send, 403, "cross-origin request refused")
+        unsafe = scope["type"] == "websocket" or scope.get("method") not in ("GET", "HEAD", "OPTIONS")
+        refusal = exposure.request_refusal(
+            headers.get("host", ""), headers.get("origin"),
+            token=self.token, allowed=self.allowed_hosts, unsafe=unsafe,
+        )  # fmt: skip
+        if refusal is not None:
+            await self._deny(scope, send, 403, refusal)
             return
-        if self.token is None or scope["path"] in PUBLIC_PATHS:
+        if not self.token or scope["path"] in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
         presented, from_query = self._presented(scope)
@@ -158,7 +149,7 @@ class AuthMiddleware:
                 for k, v in parse_qsl(scope.get("query_string", b"").decode())
                 if k != "token"
             ]
-            location = scope["path"] + (f"?{urlencode(rest)}" if rest else "")
+            location = same_site_location(scope["path"], urlencode(rest))
             cookie = f"{COOKIE}={presented}; Path=/; HttpOnly; SameSite=Strict"
             await send({"type": "http.response.start", "status": 303,
                         "headers": [(b"location", location.encode()), (b"set-cookie", cookie.encode()),
@@ -178,23 +169,6 @@ class AuthMiddleware:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode()), *SECURITY_HEADERS]})
         await send({"type": "http.response.body", "body": body})
-
-
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def _mount_optional_routers(app: FastAPI, settings: Settings, state: dict[str, Any]) -> None:
@@ -326,7 +300,15 @@ def create_app(
 
         async def receiver() -> None:
             while True:
-                msg = await websocket.receive_text()
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    raise WebSocketDisconnect(message.get("code", 1000))
+                msg = message.get("text")
+                if msg is None:
+                    # The page only sends text; one line, not a traceback per frame.
+                    log.warning("websocket client sent a binary frame; closing with 1003")
+                    await websocket.close(1003, "text frames only")
+                    return
                 if msg == "resync":  # the page saw a seq gap: queue a fresh snapshot
                     from dashboard.hub import dumps
 

@@ -43,7 +43,7 @@ def clean(
         summary = run_clean(
             raw, out or settings.data_dir / "processed", fmt,  # type: ignore[arg-type]
             kind=kind, tz=tz, date_order=date_order, double_scan_s=double_scan_s,  # type: ignore[arg-type]
-            catalog=catalog, encoding=encoding,
+            catalog=catalog, encoding=encoding, max_future_hours=settings.max_future_hours,
         )
     except CleaningError as exc:
         typer.secho(f"clean: {exc}", fg="red", err=True)
@@ -180,18 +180,14 @@ def ingest(
     host: str = typer.Option(None, "--host", help="default: settings.dashboard_host"),
     port: int = typer.Option(None, "--port", help="default: settings.dashboard_port + 1"),
 ) -> None:
-    """Serve the POS/ERP HTTP ingest API (OpenAPI docs at /docs)."""
-    import uvicorn
-
+    """Serve the POS/ERP HTTP ingest API (OpenAPI docs at /docs). Like the dashboard, it
+    refuses to listen beyond loopback without BACKROOM_DASHBOARD_TOKEN."""
     from cli.commands.core import require_broker
-    from producers.ingest_api import create_ingest_app
+    from producers.ingest_api import serve
 
     settings = get_settings()
     require_broker(settings)
-    host = host or settings.dashboard_host
-    port = port or settings.dashboard_port + 1
-    typer.echo(f"ingest API on http://{host}:{port} (docs at /docs)")
-    uvicorn.run(create_ingest_app(settings), host=host, port=port, log_level="warning")
+    serve(settings, host, port)
 
 
 def register(app: typer.Typer) -> None:

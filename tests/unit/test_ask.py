@@ -263,3 +263,16 @@ async def test_api_route(store: HistoryStore, tmp_path: Path) -> None:
         assert (await c.get("/api/ask", params={"q": "x" * 2000})).status_code in (400, 422)
         unknown = await c.get("/api/ask", params={"q": "tell me a joke"})
         assert unknown.status_code == 200 and unknown.json()["intent"] == "unknown"
+
+
+@pytest.mark.parametrize("day", ["2026-13-45", "2026-02-29", "2026-11-31", "2026-00-10"])
+async def test_impossible_dates_are_refused_not_a_500(store: HistoryStore, offline: Settings, day: str) -> None:
+    a = ask(f"top sellers on {day}", store, offline)
+    assert a.intent == "refused" and not a.ok and f"{day} is not a date" in a.text
+    settings = Settings(_env_file=None, history_file=Path(store.path))  # type: ignore[call-arg]
+    app = FastAPI()
+    app.include_router(ask_router(settings))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.get("/api/ask", params={"q": f"what sold most on {day}"})
+    assert r.status_code == 400 and "is not a date" in r.json()["detail"]
+    assert ask("top sellers on 2028-02-29", store, offline).intent == "top_sellers"  # a leap day

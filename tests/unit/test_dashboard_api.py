@@ -177,3 +177,56 @@ def test_exposure_needs_a_token(settings_factory: Callable[..., Settings]) -> No
     with pytest.raises(SystemExit, match="BACKROOM_DASHBOARD_TOKEN"):
         serve(wide)
     check_exposure(settings_factory(dashboard_host="0.0.0.0", dashboard_token="t"))
+
+
+# --- hardening (issue 21) ---------------------------------------------------------------------
+
+
+async def test_empty_token_is_unset_and_keeps_the_host_check(make: Any, settings_factory: Callable[..., Settings]) -> None:
+    _, c = make(dashboard_token="")
+    r = await c.get("/api/status", headers={"host": "rebound.example:8000"})
+    assert r.status_code == 403 and r.json()["detail"] == "unexpected Host header"
+    assert (await c.get("/api/status")).status_code == 200  # loopback, no token: as when unset
+    with pytest.raises(ExposureError, match="BACKROOM_DASHBOARD_TOKEN"):
+        check_exposure(settings_factory(dashboard_host="0.0.0.0", dashboard_token=""))
+
+
+async def test_token_redirect_stays_on_site(make: Any) -> None:
+    _, c = make(dashboard_token="s3cret")
+    for path, want in [("//evil.example/x", "/evil.example/x"), ("///evil.example", "/evil.example"),
+                       ("/\\evil.example/x", "/%5Cevil.example/x"), ("/a b", "/a%20b")]:  # fmt: skip
+        c.cookies.clear()  # a cookie from the last round would skip the redirect
+        r = await c.get(BASE + path, params={"token": "s3cret", "view": "1"})  # the raw path, not a host
+        assert r.status_code == 303, path
+        assert r.headers["location"] == want + "?view=1", (path, r.headers["location"])
+
+
+async def test_control_characters_in_a_path_get_a_clean_400(make: Any) -> None:
+    _, c = make(dashboard_token="s3cret")
+    r = await c.get("/%0d%0aSet-Cookie:%20x=1", params={"token": "s3cret"})
+    assert r.status_code == 400 and "control characters" in r.json()["detail"]
+    assert "set-cookie" not in r.headers
+    _, open_c = make()
+    assert (await open_c.get("/static/%0aapp.js")).status_code == 400
+
+
+def test_binary_websocket_frames_get_one_log_line_and_a_clean_close(
+    settings_factory: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(settings_factory(), kafka=False, flush_s=0.02)
+    feed(app)
+    caplog.set_level("INFO")
+    with TestClient(app, base_url=BASE) as client:
+        with client.websocket_connect(WS) as ws:
+            assert orjson.loads(ws.receive_text())["type"] == "snapshot"
+            ws.send_bytes(b"\x00\x01binary")
+            with pytest.raises(WebSocketDisconnect) as exc:
+                for _ in range(20):
+                    ws.receive_text()
+            assert exc.value.code == 1003
+        assert not app.state.hub.clients
+        with client.websocket_connect(WS) as ws:  # the server keeps serving
+            assert orjson.loads(ws.receive_text())["type"] == "snapshot"
+    lines = [r for r in caplog.records if "binary" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].exc_info is None, [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"

@@ -210,3 +210,21 @@ def test_live_states_can_be_turned_off(settings: Settings) -> None:
         res = proc.process(batch, table.get, lambda _k: None)
         table.update(res.values)
     assert not proc.live._states and orjson.loads(table["S1:A"])["version"] > 1
+
+
+def test_a_far_future_event_is_dead_lettered_and_does_not_move_the_clock(settings: Settings) -> None:
+    proc, table = InventoryProcessor(settings), {}
+    run(proc, table, msgs([scan("receive", 10)]))
+    clock = table["S1:A"]["ts"]
+    bad = sale(ts="2100-12-31T00:00:00Z")
+    res = run(proc, table, msgs([bad, sale(minutes=5)], topic="pos.sales", start=0))
+    assert len(res.dead) == 1 and res.dead[0].error.startswith("far-future ts: 2100-12-31T00:00:00Z")
+    assert "store S1's latest event" in res.dead[0].error
+    assert table["S1:A"]["ts"] != "2100-12-31T00:00:00Z" and table["S1:A"]["ts"] >= clock
+    assert table["S1:A"]["shelf_qty"] == -1 and res.applied == 1  # only the valid sale counted
+    # A fresh processor (a restart) still judges by the SKU's stored clock.
+    again = run(InventoryProcessor(settings), table, msgs([bad], topic="pos.sales", start=2))
+    assert len(again.dead) == 1
+    # BACKROOM_MAX_FUTURE_HOURS=0 turns the rule off.
+    off = settings.model_copy(update={"max_future_hours": 0})
+    assert not run(InventoryProcessor(off), dict(table), msgs([bad], topic="pos.sales", start=3)).dead

@@ -102,3 +102,33 @@ def test_validated_is_model_validate() -> None:
         with pytest.raises(ValidationError) as slow:
             InventoryState.model_validate(bad)
         assert fast.value.errors() == slow.value.errors()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"event_id":"p1","ts":"2026-11-27T09:00:00Z","store_id":"S1","sku":"A","qty":1,"unit_price":1e309}',
+        b'{"event_id":"p1","ts":"2026-11-27T09:00:00Z","store_id":"S1","sku":"A","qty":1,"unit_price":Infinity}',
+        b'{"event_id":"p1","ts":"2026-11-27T09:00:00Z","store_id":"S1","sku":"A","qty":1,"unit_price":NaN}',
+    ],
+)
+def test_non_finite_price_is_refused(value: bytes) -> None:
+    # orjson refuses the Infinity/NaN literals; 1e309 parses to inf and must be refused by the record.
+    with pytest.raises(InvalidEvent):
+        decode(Sale, value)
+    with pytest.raises(ValidationError, match="unit_price"):
+        Sale.model_validate_json(value)
+
+
+@pytest.mark.parametrize("price", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_numbers_are_refused_in_python_too(price: float) -> None:
+    with pytest.raises(ValidationError, match="finite"):
+        Sale.model_validate(sale(unit_price=price) | {"ts": "2026-11-27T09:00:00Z"}, strict=False)
+    with pytest.raises(ValidationError, match="finite"):
+        CatalogSku.model_validate(catalog_entry(lead_time_hours=price))
+
+
+def test_catalog_min_shelf_qty_must_fit_the_shelf() -> None:
+    with pytest.raises(ValidationError, match="min_shelf_qty 30 is above shelf_capacity 20"):
+        CatalogSku.model_validate(catalog_entry(shelf_capacity=20, min_shelf_qty=30))
+    assert CatalogSku.model_validate(catalog_entry(shelf_capacity=20, min_shelf_qty=20)).min_shelf_qty == 20
