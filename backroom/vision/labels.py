@@ -309,7 +309,7 @@ class LabelStore:
     # ---- reading -------------------------------------------------------------------------------
     def examples(self) -> list[dict[str, Any]]:
         """Every complete example's sidecar, newest first (by event time, then id)."""
-        out = []
+        out: list[dict[str, Any]] = []
         if not self.meta_dir.is_dir():
             return out
         for p in self.meta_dir.glob("*.json"):
