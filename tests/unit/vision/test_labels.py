@@ -144,3 +144,38 @@ def test_export_round_trip(store: LabelStore, tmp_path: Path) -> None:
     assert Path(spec["path"]) == (tmp_path / "export").resolve() and spec["names"] == {0: "product", 1: "gap"}
     with pytest.raises(LabelError, match="inside the label store"):
         store.export(store.root / "sub")
+
+
+def test_cli_export_round_trip(store: LabelStore, tmp_path: Path) -> None:
+    """`backroom labels export DIR --json`, then the YOLO folder read back the way a trainer
+    reads it (data.yaml → images → labels/<stem>.txt) gives the saved boxes in pixels."""
+    import os
+    import subprocess
+    import sys
+
+    store.save(request(wrong=[[120, 40, 200, 180]], drawn=[[210.5, 50, 290, 170.25]]))
+    env = {**os.environ, "BACKROOM_DATA_DIR": str(store.root.parent),
+           "BACKROOM_FRAME_ROOT": str(store.frame_root), "PYTHONPATH": str(Path(__file__).resolve().parents[3])}  # fmt: skip
+    out = tmp_path / "yolo"
+    res = subprocess.run([sys.executable, "-m", "backroom.cli", "labels", "export", str(out), "--json"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["images"] == 1 and summary["boxes"] == {"product": 1, "gap": 2}
+    assert summary["drawn_gaps"] == 1 and summary["wrong_gaps_dropped"] == 1
+
+    spec = yaml.safe_load(Path(summary["data_yaml"]).read_text())
+    images = sorted((Path(spec["path"]) / spec["train"]).glob("*.jpg"))
+    assert len(images) == 1 and cv2.imread(str(images[0])).shape == (H, W, 3)
+    label = Path(str(images[0]).replace("/images/", "/labels/")).with_suffix(".txt")
+    pixels = sorted(
+        (spec["names"][c], round((cx - w / 2) * W, 2), round((cy - h / 2) * H, 2),
+         round((cx + w / 2) * W, 2), round((cy + h / 2) * H, 2))
+        for c, cx, cy, w, h in read_yolo_labels(label)
+    )  # fmt: skip
+    assert pixels == [("gap", 210.5, 50.0, 290.0, 170.25), ("gap", 300.0, 40.0, 380.0, 180.0),
+                      ("product", 20.0, 40.0, 100.0, 180.0)]  # fmt: skip
+
+    res = subprocess.run([sys.executable, "-m", "backroom.cli", "labels", "export", str(store.root / "x")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 1 and "inside the label store" in res.stderr
