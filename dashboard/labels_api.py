@@ -97,11 +97,13 @@ def labels_router(settings: Settings, view: LiveView) -> APIRouter:
             where = ".".join(str(p) for p in first.get("loc", ())) or "body"
             return _error(422, f"bad label body at {where}: {first.get('msg')}")
 
+        store_id = body.store_id
         if body.alert_id is not None:
             alert = view.get_alert(body.alert_id)
             if alert is None:
                 return _error(404, f"no alert with id {body.alert_id!r}")
-            key = f"{alert.get('store_id')}:{alert.get('sku')}"
+            store_id = alert.get("store_id")
+            key = f"{store_id}:{alert.get('sku')}"
             obs = (alert.get("evidence") or {}).get("observation") or view.observations.get(key)
         elif body.store_id and body.sku:
             obs = view.observations.get(f"{body.store_id}:{body.sku}")
@@ -116,7 +118,7 @@ def labels_router(settings: Settings, view: LiveView) -> APIRouter:
         req = LabelRequest(
             frame_uri=str(obs["frame_uri"]),
             frame_event_id=body.frame_event_id,
-            store_id=str(obs.get("store_id") or ""),
+            store_id=str(obs.get("store_id") or store_id or ""),
             camera_id=str(obs.get("camera_id") or ""),
             boxes=frame_boxes(view, obs),
             wrong=body.wrong,

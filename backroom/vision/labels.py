@@ -256,6 +256,8 @@ class LabelStore:
         wrong: set[int] = set()
         for i, raw in enumerate(req.wrong):
             x0, y0, x1, y1 = _numbers(raw, f"wrong box {i}")
+            # Named as the page saw it: clip it as the detector's boxes were clipped.
+            x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
             match = [
                 j
                 for j, g in enumerate(gaps)

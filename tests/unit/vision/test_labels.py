@@ -179,3 +179,12 @@ def test_cli_export_round_trip(store: LabelStore, tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "backroom.cli", "labels", "export", str(store.root / "x")],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert res.returncode == 1 and "inside the label store" in res.stderr
+
+
+def test_a_detector_box_overhanging_the_frame_is_clipped_and_still_markable(store: LabelStore) -> None:
+    boxes = [*BOXES, {"cls": "gap", "conf": 0.5, "box": [350.0, -3.0, 404.5, 120.0]}]
+    saved = store.save(request(boxes=boxes, wrong=[[350.0, -3.0, 404.5, 120.0]]))
+    assert saved.meta["changes"]["wrong_gaps"] == [[350.0, 0.0, 400.0, 120.0]]
+    assert len(read_yolo_labels(saved.label)) == 3
+    clipped = store.save(request(boxes=boxes, frame_event_id="fr-5"))
+    assert read_yolo_labels(clipped.label)[-1] == (1, 0.9375, 0.3, 0.125, 0.6)
