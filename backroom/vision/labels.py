@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,7 +147,7 @@ def read_yolo_labels(path: Path) -> list[tuple[int, float, float, float, float]]
 
 
 def _write_atomic(dest: Path, data: bytes) -> None:
-    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, dest)
 
@@ -178,6 +179,8 @@ class LabelStore:
         self.frame_root = Path(frame_root)
         self.max_frame_bytes = max_frame_bytes
         self.max_frame_pixels = max_frame_pixels
+        # One writer at a time: image, labels and sidecar of a frame change together.
+        self._lock = threading.Lock()
 
     @property
     def images_dir(self) -> Path:
@@ -270,9 +273,15 @@ class LabelStore:
         drawn = [self._drawn_box(b, req.units, w, h, i) for i, b in enumerate(req.drawn)]
         kept_gaps = [g for j, g in enumerate(gaps) if j not in wrong]
         products = [b for b in detector if b.cls == PRODUCT]
-        final = products + kept_gaps + drawn
 
         ident = example_id(req.store_id, req.camera_id, req.frame_event_id)
+        with self._lock:
+            return self._write(ident, ext, data, w, h, req, products, gaps, sorted(wrong), kept_gaps, drawn)
+
+    def _write(self, ident: str, ext: str, data: bytes, w: int, h: int, req: LabelRequest,
+               products: list[Box], gaps: list[Box], wrong: list[int], kept_gaps: list[Box],
+               drawn: list[Box]) -> SavedLabel:  # fmt: skip
+        final = products + kept_gaps + drawn
         for d in (self.images_dir, self.labels_dir, self.meta_dir):
             d.mkdir(parents=True, exist_ok=True)
         image = self.images_dir / f"{ident}{ext}"
@@ -300,7 +309,7 @@ class LabelStore:
             "classes": list(CLASSES),
             "counts": {"product": len(products), "gap": len(kept_gaps) + len(drawn)},
             "changes": {
-                "wrong_gaps": [gaps[j].as_list() for j in sorted(wrong)],
+                "wrong_gaps": [gaps[j].as_list() for j in wrong],
                 "drawn_gaps": [b.as_list() for b in drawn],
             },
         }

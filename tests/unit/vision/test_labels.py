@@ -188,3 +188,18 @@ def test_a_detector_box_overhanging_the_frame_is_clipped_and_still_markable(stor
     assert len(read_yolo_labels(saved.label)) == 3
     clipped = store.save(request(boxes=boxes, frame_event_id="fr-5"))
     assert read_yolo_labels(clipped.label)[-1] == (1, 0.9375, 0.3, 0.125, 0.6)
+
+
+def test_concurrent_saves_of_one_frame_leave_one_consistent_example(store: LabelStore) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def save(i: int) -> None:
+        store.save(request(boxes=BOXES[:1], drawn=[[210 + i, 50, 290, 170]]))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(save, range(16)))
+    [meta] = store.examples()
+    [(x0, *_)] = meta["changes"]["drawn_gaps"]
+    [_, (_, cx, _, w, _)] = read_yolo_labels(store.labels_dir / meta["label"])
+    assert abs((cx - w / 2) * W - x0) < 0.01  # the label file matches its sidecar
+    assert sorted(p.name for p in store.root.rglob("*.tmp")) == []
