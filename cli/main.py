@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 # Area modules; a missing one (an area not built yet) is skipped rather than breaking the CLI.
-AREAS = ("core", "bench", "vision", "demand", "data", "ops")
+AREAS = ("core", "bench", "vision", "demand", "data", "ops", "labels")
 
 
 @app.command()

@@ -43,6 +43,7 @@ from backroom.exposure import (
 )
 from backroom.settings import Settings
 from dashboard.hub import CLOSE, Hub
+from dashboard.labels_api import labels_router
 from dashboard.live import AlertNotOpen, LiveView, UnknownAlert
 
 log = logging.getLogger("backroom.dashboard")
@@ -335,6 +336,7 @@ def create_app(
         finally:
             hub.disconnect(client)
 
+    app.include_router(labels_router(settings, view))  # /api/labels: labels from the floor
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _mount_optional_routers(app, settings, features)
     # Outermost first: auth wraps everything, including mounted routers and static files.

@@ -316,42 +316,197 @@
     drawForecast(ev.forecast, a);
   }
 
+  // ---- camera frame and labelling ----------------------------------------------------------------
+  // The frame is drawn with every box of that frame the page knows (this SKU's slot and the
+  // other slots' observations of the same frame). A person can mark gap boxes wrong and draw
+  // missed gaps; "Save labels" posts them to /api/labels, which keeps the frame as a YOLO
+  // training example. Box coordinates are image pixels throughout; the canvas is scaled.
+  const lab = { key: null, obs: null, img: null, scale: 1, w: 0, h: 0, boxes: [], wrong: new Set(), drawn: [], drag: null };
+  const boxKey = (b) => (b.cls || "?") + ":" + b.box.join(",");
+  function frameBoxes(obs) {
+    const out = [], seen = new Set();
+    const add = (list) => {
+      for (const b of list || []) {
+        if (!Array.isArray(b.box) || b.box.length !== 4 || seen.has(boxKey(b))) continue;
+        seen.add(boxKey(b)); out.push(b);
+      }
+    };
+    add(obs.boxes);
+    for (const o of model.obs.values()) {
+      if (o !== obs && o.frame_event_id === obs.frame_event_id && o.store_id === obs.store_id &&
+          o.camera_id === obs.camera_id) add(o.boxes);
+    }
+    return out;
+  }
+
   function drawFrame(obs) {
     const canvas = $("ev-frame");
     const none = $("ev-frame-none");
     const token = ++frameToken;
     if (!obs || !obs.frame_uri) {
-      canvas.hidden = true; none.hidden = false; $("ev-frame-meta").textContent = ""; return;
+      canvas.hidden = true; none.hidden = false; $("ev-frame-meta").textContent = "";
+      $("ev-label").hidden = true; lab.key = null; lab.img = null; return;
     }
+    const key = `${ui.openAlert}|${obs.frame_uri}|${obs.frame_event_id}`;
+    if (key !== lab.key) {
+      // Another frame: start its labels afresh (a redraw of the same frame keeps them).
+      Object.assign(lab, { key, img: null, wrong: new Set(), drawn: [], drag: null });
+      $("ev-label").dataset.saved = ""; $("ev-label-status").textContent = "";
+    }
+    lab.obs = obs;
+    lab.boxes = frameBoxes(obs);
+    $("ev-frame-meta").textContent = `${obs.camera_id || ""} · ${obs.facings_visible ?? "?"}/${obs.facings_expected ?? "?"} facings · fill ${fmtNum(obs.fill_ratio, 2)}`;
+    if (lab.img) { paintFrame(); renderLabelList(); canvas.dataset.boxes = String(lab.boxes.length); return; }
     const img = new Image();
     img.onload = () => {
       if (token !== frameToken) return;
-      const scale = Math.min(480 / img.naturalWidth, 360 / img.naturalHeight, 1.5);
-      canvas.width = Math.round(img.naturalWidth * scale);
-      canvas.height = Math.round(img.naturalHeight * scale);
-      const g = canvas.getContext("2d");
-      g.drawImage(img, 0, 0, canvas.width, canvas.height);
-      g.lineWidth = 2; g.font = "11px sans-serif";
-      for (const b of obs.boxes || []) {
-        if (!Array.isArray(b.box) || b.box.length !== 4) continue;
-        const [x0, y0, x1, y1] = b.box.map((v) => v * scale);
-        const gap = b.cls === "gap";
-        g.strokeStyle = gap ? "#ff3b30" : "#34c759";
-        g.strokeRect(x0, y0, x1 - x0, y1 - y0);
-        const label = `${b.cls || "?"} ${b.conf !== undefined ? Number(b.conf).toFixed(2) : ""}`;
-        g.fillStyle = gap ? "#ff3b30" : "#34c759";
-        g.fillRect(x0, Math.max(0, y0 - 13), g.measureText(label).width + 6, 13);
-        g.fillStyle = "#000"; g.fillText(label, x0 + 3, Math.max(10, y0 - 3));
-      }
+      lab.img = img; lab.w = img.naturalWidth; lab.h = img.naturalHeight;
+      lab.scale = Math.min(480 / img.naturalWidth, 360 / img.naturalHeight, 1.5);
+      canvas.width = Math.round(img.naturalWidth * lab.scale);
+      canvas.height = Math.round(img.naturalHeight * lab.scale);
+      paintFrame();
       canvas.hidden = false; none.hidden = true;
-      canvas.dataset.boxes = String((obs.boxes || []).length);
+      canvas.dataset.boxes = String(lab.boxes.length);
+      // Labels need the frame's event id: the server checks it still shows that frame.
+      $("ev-label").hidden = !obs.frame_event_id;
+      canvas.classList.toggle("labelling", !!obs.frame_event_id);
+      renderLabelList();
     };
     img.onerror = () => {
       if (token !== frameToken) return;
       canvas.hidden = true; none.hidden = false; none.textContent = "Camera frame unavailable: " + obs.frame_uri;
+      $("ev-label").hidden = true;
     };
-    $("ev-frame-meta").textContent = `${obs.camera_id || ""} · ${obs.facings_visible ?? "?"}/${obs.facings_expected ?? "?"} facings · fill ${fmtNum(obs.fill_ratio, 2)}`;
     img.src = "/api/frame?uri=" + encodeURIComponent(obs.frame_uri);
+  }
+
+  function paintFrame() {
+    const canvas = $("ev-frame"), s = lab.scale;
+    const g = canvas.getContext("2d");
+    g.setLineDash([]);
+    g.drawImage(lab.img, 0, 0, canvas.width, canvas.height);
+    g.lineWidth = 2; g.font = "11px sans-serif";
+    const box = (b, colour, label, dashed) => {
+      const [x0, y0, x1, y1] = b.map((v) => v * s);
+      g.setLineDash(dashed ? [5, 4] : []);
+      g.strokeStyle = colour; g.strokeRect(x0, y0, x1 - x0, y1 - y0);
+      g.setLineDash([]);
+      g.fillStyle = colour;
+      g.fillRect(x0, Math.max(0, y0 - 13), g.measureText(label).width + 6, 13);
+      g.fillStyle = "#000"; g.fillText(label, x0 + 3, Math.max(10, y0 - 3));
+    };
+    // Products under gaps, and a gap marked wrong on top, so a gap over a product still shows.
+    const rank = (b) => (b.cls !== "gap" ? 0 : lab.wrong.has(boxKey(b)) ? 2 : 1);
+    for (const b of [...lab.boxes].sort((a, b) => rank(a) - rank(b))) {
+      const gap = b.cls === "gap", wrong = gap && lab.wrong.has(boxKey(b));
+      const conf = b.conf !== undefined ? Number(b.conf).toFixed(2) : "";
+      box(b.box, wrong ? "#8a98a6" : gap ? "#ff3b30" : "#34c759", wrong ? "wrong" : `${b.cls || "?"} ${conf}`, wrong);
+    }
+    for (const d of lab.drawn) box(d, "#ffd60a", "gap (drawn)", false);
+    const dr = lab.drag;
+    if (dr && dr.moved) box([Math.min(dr.x0, dr.x1), Math.min(dr.y0, dr.y1), Math.max(dr.x0, dr.x1), Math.max(dr.y0, dr.y1)], "#ffd60a", "gap", true);
+  }
+
+  function renderLabelList() {
+    const items = [];
+    let n = 0;
+    for (const b of lab.boxes) {
+      if (b.cls !== "gap") continue;
+      const wrong = lab.wrong.has(boxKey(b));
+      n++;
+      const btn = el("button", {
+        type: "button", class: "gap-box", "data-key": boxKey(b),
+        text: `gap ${n}${b.conf !== undefined ? " · " + Number(b.conf).toFixed(2) : ""}: ${wrong ? "wrong" : "mark wrong"}`,
+        title: "detector gap box at " + b.box.map((v) => Math.round(v)).join(", "),
+      });
+      btn.setAttribute("aria-pressed", String(wrong));
+      items.push(el("li", null, btn));
+    }
+    lab.drawn.forEach((d, i) => items.push(el("li", null, el("button", {
+      type: "button", class: "drawn", "data-drawn": String(i),
+      text: `drawn gap ${i + 1}: remove`, title: "drawn at " + d.map((v) => Math.round(v)).join(", "),
+    }))));
+    const list = $("ev-label-boxes");
+    list.replaceChildren(...items);
+    list.dataset.wrong = String(lab.wrong.size);
+    list.dataset.drawn = String(lab.drawn.length);
+  }
+
+  function labelsChanged() {
+    paintFrame(); renderLabelList();
+    const panel = $("ev-label");
+    if (panel.dataset.saved) { panel.dataset.saved = ""; $("ev-label-status").textContent = "changed since saved"; }
+  }
+  function toggleWrong(key) {
+    if (lab.wrong.has(key)) lab.wrong.delete(key); else lab.wrong.add(key);
+    labelsChanged();
+  }
+
+  // Pointer position in image pixels, whatever size CSS gives the canvas.
+  function imagePoint(e) {
+    const c = $("ev-frame"), r = c.getBoundingClientRect();
+    const x = ((e.clientX - r.left) * c.width) / r.width / lab.scale;
+    const y = ((e.clientY - r.top) * c.height) / r.height / lab.scale;
+    return [Math.min(lab.w, Math.max(0, x)), Math.min(lab.h, Math.max(0, y))];
+  }
+  const inside = (b, x, y) => x >= b[0] && x <= b[2] && y >= b[1] && y <= b[3];
+  function onPointerDown(e) {
+    if (!lab.img || $("ev-label").hidden || e.button !== 0) return;
+    $("ev-frame").setPointerCapture(e.pointerId);
+    const [x, y] = imagePoint(e);
+    lab.drag = { x0: x, y0: y, x1: x, y1: y, moved: false };
+  }
+  function onPointerMove(e) {
+    const dr = lab.drag; if (!dr) return;
+    [dr.x1, dr.y1] = imagePoint(e);
+    // A drag starts past 4 screen pixels: a click that wobbles is still a click.
+    if (Math.max(Math.abs(dr.x1 - dr.x0), Math.abs(dr.y1 - dr.y0)) * lab.scale > 4) dr.moved = true;
+    if (dr.moved) paintFrame();
+  }
+  function onPointerUp(e) {
+    const dr = lab.drag; if (!dr) return;
+    lab.drag = null;
+    if (dr.moved) {
+      [dr.x1, dr.y1] = imagePoint(e);
+      const b = [Math.min(dr.x0, dr.x1), Math.min(dr.y0, dr.y1), Math.max(dr.x0, dr.x1), Math.max(dr.y0, dr.y1)].map((v) => Math.round(v * 10) / 10);
+      if (b[2] - b[0] >= 2 && b[3] - b[1] >= 2 && lab.drawn.length < 50) lab.drawn.push(b);
+      labelsChanged();
+      return;
+    }
+    const [x, y] = [dr.x0, dr.y0];
+    for (let i = lab.drawn.length - 1; i >= 0; i--) {
+      if (inside(lab.drawn[i], x, y)) { lab.drawn.splice(i, 1); labelsChanged(); return; }
+    }
+    // The smallest gap box under the click: nested boxes stay reachable.
+    const hits = lab.boxes.filter((b) => b.cls === "gap" && inside(b.box, x, y));
+    hits.sort((a, b) => (a.box[2] - a.box[0]) * (a.box[3] - a.box[1]) - (b.box[2] - b.box[0]) * (b.box[3] - b.box[1]));
+    if (hits.length) toggleWrong(boxKey(hits[0]));
+  }
+
+  async function saveLabels() {
+    if (!lab.obs || !ui.openAlert) return;
+    const panel = $("ev-label"), status = $("ev-label-status"), btn = $("ev-label-save");
+    btn.disabled = true; status.textContent = "saving…";
+    const body = {
+      alert_id: ui.openAlert, frame_event_id: String(lab.obs.frame_event_id), units: "px",
+      wrong: lab.boxes.filter((b) => b.cls === "gap" && lab.wrong.has(boxKey(b))).map((b) => b.box),
+      drawn: lab.drawn,
+    };
+    try {
+      const r = await fetch("/api/labels", {
+        method: "POST", credentials: "same-origin",
+        headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+      });
+      const res = await r.json().catch(() => ({}));
+      if (!r.ok) { panel.dataset.saved = "error"; status.textContent = res.detail || `saving labels failed (${r.status})`; return; }
+      panel.dataset.saved = "true";
+      panel.dataset.labelId = res.id;
+      status.textContent = `saved: ${res.counts.product} product and ${res.counts.gap} gap boxes (training example ${res.id})`;
+    } catch (e) {
+      panel.dataset.saved = "error"; status.textContent = "saving labels failed: " + e;
+    } finally {
+      btn.disabled = false;
+    }
   }
 
   // Accepts the shapes a forecaster may publish in evidence.forecast:
@@ -484,6 +639,16 @@
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeEvidence(); });
   $("ev-ack").addEventListener("click", () => ui.openAlert && act(ui.openAlert, "ack"));
   $("ev-resolve").addEventListener("click", () => ui.openAlert && act(ui.openAlert, "resolve"));
+  $("ev-frame").addEventListener("pointerdown", onPointerDown);
+  $("ev-frame").addEventListener("pointermove", onPointerMove);
+  $("ev-frame").addEventListener("pointerup", onPointerUp);
+  $("ev-frame").addEventListener("pointercancel", () => { lab.drag = null; if (lab.img) paintFrame(); });
+  $("ev-label-boxes").addEventListener("click", (e) => {
+    const b = e.target.closest("button"); if (!b) return;
+    if (b.dataset.key) toggleWrong(b.dataset.key);
+    else if (b.dataset.drawn !== undefined) { lab.drawn.splice(Number(b.dataset.drawn), 1); labelsChanged(); }
+  });
+  $("ev-label-save").addEventListener("click", saveLabels);
   $("ask").addEventListener("submit", (e) => { e.preventDefault(); const q = $("ask-q").value.trim(); if (q) ask(q); });
   document.addEventListener("visibilitychange", () => { if (!document.hidden) { ui.dirty = { heat: true, table: true, alerts: true, header: true, evidence: !!ui.openAlert }; schedule(); } });
 
