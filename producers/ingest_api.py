@@ -358,7 +358,8 @@ def create_ingest_app(settings: Settings, host: str | None = None) -> FastAPI:
 # own script is a file too, so the CSP needs no 'unsafe-inline'.
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Backroom ingest - API docs</title>
-<link rel="stylesheet" href="/static/swagger-ui/swagger-ui.css"></head>
+<link rel="stylesheet" href="/static/swagger-ui/swagger-ui.css">
+<link rel="icon" type="image/png" href="/static/swagger-ui/favicon-32x32.png"></head>
 <body><div id="swagger-ui"></div>
 <script src="/static/swagger-ui/swagger-ui-bundle.js"></script>
 <script src="/static/docs.js"></script></body></html>
