@@ -197,16 +197,24 @@ def ingest_router(settings: Settings, publish: Publish) -> APIRouter:
     def check_future(items: list[Any], batch: bool) -> None:
         """422 when an event is too far ahead of this API's event time for its store; the
         watermarks move only when the whole request passes."""
+        def run(trial: FutureGuard) -> list[dict[str, Any]]:
+            errors = []
+            for i, r in enumerate(items):
+                ts = getattr(r, "ts", None)
+                if ts is None:
+                    continue
+                reason = trial.check(r.store_id, micros(ts), f"{r.store_id}:{getattr(r, 'sku', '')}")
+                if reason is not None:
+                    errors.append({"loc": ["body", i, "ts"] if batch else ["body", "ts"], "msg": reason,
+                                   "type": "far_future"})  # fmt: skip
+            return errors
+
         trial = future.copy()
-        errors = []
-        for i, r in enumerate(items):
-            ts = getattr(r, "ts", None)
-            if ts is None:
-                continue
-            reason = trial.check(r.store_id, micros(ts), f"{r.store_id}:{getattr(r, 'sku', '')}")
-            if reason is not None:
-                errors.append({"loc": ["body", i, "ts"] if batch else ["body", "ts"], "msg": reason,
-                               "type": "far_future"})  # fmt: skip
+        errors = run(trial)
+        if errors:
+            # A batch is all-or-nothing: when its own later events confirmed a jump (two SKUs
+            # agreeing), the earlier ones are judged again against the moved watermark.
+            errors = run(trial)
         if errors:
             future.remember_refusals(trial)
             raise RequestValidationError(errors[:MAX_ERRORS])
