@@ -197,16 +197,24 @@ def ingest_router(settings: Settings, publish: Publish) -> APIRouter:
     def check_future(items: list[Any], batch: bool) -> None:
         """422 when an event is too far ahead of this API's event time for its store; the
         watermarks move only when the whole request passes."""
+        def run(trial: FutureGuard) -> list[dict[str, Any]]:
+            errors = []
+            for i, r in enumerate(items):
+                ts = getattr(r, "ts", None)
+                if ts is None:
+                    continue
+                reason = trial.check(r.store_id, micros(ts), f"{r.store_id}:{getattr(r, 'sku', '')}")
+                if reason is not None:
+                    errors.append({"loc": ["body", i, "ts"] if batch else ["body", "ts"], "msg": reason,
+                                   "type": "far_future"})  # fmt: skip
+            return errors
+
         trial = future.copy()
-        errors = []
-        for i, r in enumerate(items):
-            ts = getattr(r, "ts", None)
-            if ts is None:
-                continue
-            reason = trial.check(r.store_id, micros(ts), f"{r.store_id}:{getattr(r, 'sku', '')}")
-            if reason is not None:
-                errors.append({"loc": ["body", i, "ts"] if batch else ["body", "ts"], "msg": reason,
-                               "type": "far_future"})  # fmt: skip
+        errors = run(trial)
+        if errors:
+            # A batch is all-or-nothing: when its own later events confirmed a jump (two SKUs
+            # agreeing), the earlier ones are judged again against the moved watermark.
+            errors = run(trial)
         if errors:
             future.remember_refusals(trial)
             raise RequestValidationError(errors[:MAX_ERRORS])
@@ -358,7 +366,8 @@ def create_ingest_app(settings: Settings, host: str | None = None) -> FastAPI:
 # own script is a file too, so the CSP needs no 'unsafe-inline'.
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Backroom ingest - API docs</title>
-<link rel="stylesheet" href="/static/swagger-ui/swagger-ui.css"></head>
+<link rel="stylesheet" href="/static/swagger-ui/swagger-ui.css">
+<link rel="icon" type="image/png" href="/static/swagger-ui/favicon-32x32.png"></head>
 <body><div id="swagger-ui"></div>
 <script src="/static/swagger-ui/swagger-ui-bundle.js"></script>
 <script src="/static/docs.js"></script></body></html>

@@ -52,6 +52,14 @@ SALES: list[BadCase] = [
     ("key wrong format", "pos.sales", "S9-X", j(sale("S9", "X")), "does not match"),
     ("oversized value", "pos.sales", "S9:X", j(sale("S9", "X", note="x" * 70_000)), "exceeds the limit"),
     ("tombstone", "pos.sales", "S9:X", None, "empty value"),
+    # Issue 21's probes: values that slipped through, and one sale that moved the clock to 2100.
+    ("price 1e309", "pos.sales", "S9:X", j(sale("S9", "X")).replace(b'"qty"', b'"unit_price":1e309,"qty"'),
+     "invalid JSON: number is infinity"),
+    ("price Infinity", "pos.sales", "S9:X", j(sale("S9", "X")).replace(b'"qty"', b'"unit_price":Infinity,"qty"'),
+     "invalid JSON"),
+    ("price NaN", "pos.sales", "S9:X", j(sale("S9", "X")).replace(b'"qty"', b'"unit_price":NaN,"qty"'), "invalid JSON"),
+    ("sale 74 years ahead of the stream", "pos.sales", "S9:X", j(sale("S9", "X", ts="2100-12-31T00:00:00Z")),
+     "far-future ts: 2100-12-31T00:00:00Z"),
 ]
 SCANS: list[BadCase] = [
     ("unknown kind", "backroom.scans", "S9:X", j(scan("teleport", 3, "S9", "X")), "kind"),
@@ -64,11 +72,17 @@ SCANS: list[BadCase] = [
     ("scan missing kind", "backroom.scans", "S9:X", j(without(scan("count", 1, "S9", "X"), "kind")), "kind"),
     ("scan kind null", "backroom.scans", "S9:X", j(scan(None, 1, "S9", "X")), "kind"),  # type: ignore[arg-type]
     ("scan bad utf8", "backroom.scans", "S9:X", b"{\"kind\": \"\xff\xfe\"}", "invalid JSON"),
+    ("scan 74 years ahead of the stream", "backroom.scans", "S9:X",
+     j(scan("receive", 1, "S9", "X", ts="2100-12-31T00:00:00Z")), "far-future ts"),
 ]
 CATALOG: list[BadCase] = [
     ("catalog missing fields", "catalog.skus", "*:X", j({"sku": "X"}), "name"),
     ("catalog zero capacity", "catalog.skus", "*:X", j(catalog_entry("X", shelf_capacity=0)), "shelf_capacity"),
     ("catalog key mismatch", "catalog.skus", "*:Y", j(catalog_entry("X")), "must be"),
     ("catalog key without store", "catalog.skus", "X", j(catalog_entry("X")), "must be"),
+    ("catalog min above capacity", "catalog.skus", "*:X", j(catalog_entry("X", shelf_capacity=10, min_shelf_qty=12)),
+     "min_shelf_qty 12 is above shelf_capacity 10"),
+    ("catalog cost 1e309", "catalog.skus", "*:X", j(catalog_entry("X")).replace(b'"sku"', b'"unit_cost":1e309,"sku"'),
+     "invalid JSON"),
 ]
 CORPUS: list[BadCase] = SALES + SCANS + CATALOG

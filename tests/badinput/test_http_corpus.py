@@ -24,8 +24,8 @@ from tests.helpers import ROOT, consume_until, settings_env
 
 pytestmark = pytest.mark.integration
 
-# (name, path, body bytes, expected status)
-HTTP_CASES: list[tuple[str, str, bytes, int]] = [
+# (name, path, body bytes, expected status[, extra request headers])
+HTTP_CASES: list[tuple[Any, ...]] = [
     ("invalid json", "sales", b"{\"event_id\": ", 422),
     ("array for a single event", "sales", b"[1, 2]", 422),
     ("qty as string", "sales", orjson.dumps(sale("H1", "X", qty="3")), 422),
@@ -42,6 +42,20 @@ HTTP_CASES: list[tuple[str, str, bytes, int]] = [
     ("catalog zero capacity", "catalog/skus", orjson.dumps(catalog_entry("X", shelf_capacity=0)), 422),
     ("planogram box outside the frame", "planograms",
      orjson.dumps({"store_id": "H1", "camera_id": "c1", "slots": [{"sku": "X", "box": [0, 0, 2, 1], "facings": 1}]}), 422),
+    # Issue 21's probes.
+    ("cross-site simple POST", "sales", orjson.dumps(sale("H1", "X")), 403,
+     {"content-type": "text/plain", "origin": "http://evil.example", "host": "evil.example"}),
+    ("rebinding Host", "sales", orjson.dumps(sale("H1", "X")), 403, {"host": "evil.example:8001"}),
+    ("foreign Origin", "sales", orjson.dumps(sale("H1", "X")), 403, {"origin": "http://evil.example"}),
+    ("text/plain body", "sales", orjson.dumps(sale("H1", "X")), 415, {"content-type": "text/plain"}),
+    ("form body", "sales", b"qty=1", 415, {"content-type": "application/x-www-form-urlencoded"}),
+    ("100,000 empty items", "sales/batch", b"[" + b",".join([b"{}"] * 100_000) + b"]", 422),
+    ("price 1e309", "sales", orjson.dumps(sale("H1", "X")).replace(b'"qty"', b'"unit_price":1e309,"qty"'), 422),
+    ("price Infinity", "sales", orjson.dumps(sale("H1", "X")).replace(b'"qty"', b'"unit_price":Infinity,"qty"'), 422),
+    ("price NaN", "sales", orjson.dumps(sale("H1", "X")).replace(b'"qty"', b'"unit_price":NaN,"qty"'), 422),
+    ("sale 74 years ahead", "sales", orjson.dumps(sale("H1", "X", ts="2100-12-31T00:00:00Z")), 422),
+    ("catalog min above capacity", "catalog/skus",
+     orjson.dumps(catalog_entry("X", shelf_capacity=10, min_shelf_qty=12)), 422),
 ]
 
 
@@ -67,9 +81,11 @@ def test_http_bad_requests_get_4xx_and_valid_ones_flow(kafka_settings: Settings,
                              headers={"content-type": "application/json"})
             assert ok.status_code == 202, ok.text
             valid = 0
-            for name, path, body, status in HTTP_CASES:
-                r = client.post(f"{base}/{path}", content=body, headers={"content-type": "application/json"})
+            for name, path, body, status, *extra in HTTP_CASES:
+                headers = {"content-type": "application/json", **(extra[0] if extra else {})}
+                r = client.post(f"{base}/{path}", content=body, headers=headers)
                 assert r.status_code == status, f"{name}: {r.status_code} {r.text[:300]}"
+                assert len(r.content) < 5000, f"{name}: {len(r.content)} bytes of errors"
                 assert r.headers["content-type"].startswith("application/json"), name
                 assert r.json().get("detail"), f"{name}: no message"
                 good = client.post(f"{base}/sales", content=orjson.dumps(sale("H1", "X", minutes=1)),

@@ -354,3 +354,24 @@ async def test_docs_are_served_locally_with_a_csp(settings_factory) -> None:  # 
             assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, r.url
             assert r.headers["x-content-type-options"] == "nosniff"
         assert "cdn" not in (await c.get("/redoc")).text
+
+
+async def test_a_real_jump_in_event_time_gets_through(make_client) -> None:  # type: ignore[no-untyped-def]
+    client, pub = make_client()
+    monday = "2026-11-30T08:00:00Z"  # the store was closed for 71 h
+    async with client:
+        assert (await client.post("/api/v1/sales", json=SALE)).status_code == 202
+        # One request with two SKUs agreeing on the new time: accepted as a whole.
+        batch = [{**SALE, "event_id": "m1", "ts": monday}, {**SALE, "event_id": "m2", "sku": "BREAD", "ts": monday}]
+        r = await client.post("/api/v1/sales/batch", json=batch)
+        assert r.status_code == 202, r.text
+    # One by one: the first is refused, a second SKU confirms, the first's retry passes.
+    client, pub = make_client()
+    async with client:
+        assert (await client.post("/api/v1/sales", json=SALE)).status_code == 202
+        first = {**SALE, "event_id": "m1", "ts": monday}
+        assert (await client.post("/api/v1/sales", json=first)).status_code == 422
+        other = {**SALE, "event_id": "m2", "sku": "BREAD", "ts": "2026-11-30T08:05:00Z"}
+        assert (await client.post("/api/v1/sales", json=other)).status_code == 202
+        assert (await client.post("/api/v1/sales", json=first)).status_code == 202
+    assert [v["event_id"] for _, _, v in pub.sent] == ["t1-1", "m2", "m1"]
