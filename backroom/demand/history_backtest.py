@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 import duckdb
 
-from backroom.demand.forecast import MODELS, Forecaster
+from backroom.demand.forecast import ALL_MODELS, Forecaster
 from backroom.demand.reorder import ReorderPolicy, order_quantity, reorder_levels
 from backroom.demand.tracker import DemandConfig, DemandTracker
 from backroom.settings import Settings
@@ -114,7 +114,7 @@ def run_sku(key: str, y: dict[int, float], h0: int, h1: int, start: int, bucket:
     lead_steps = max(1, math.ceil(lead))
     grace = cfg.grace_minutes * 60
     tracker = DemandTracker()
-    others = {kind: Forecaster(kind) for kind in MODELS} if compare else {}
+    others = {kind: Forecaster(kind) for kind in ALL_MODELS} if compare else {}
     out = SkuRun(key, models={kind: 0.0 for kind in others})
     # Policy simulation state.
     on_hand = 0.0
@@ -288,7 +288,7 @@ def history_backtest(path: Path, settings: Settings, bucket: Bucket = "1h", warm
         "warmup_days": warmup_days,
         "scored_from": datetime.fromtimestamp(start * 3600, UTC).isoformat().replace("+00:00", "Z"),
         "scored_to": datetime.fromtimestamp(h1 * 3600, UTC).isoformat().replace("+00:00", "Z"),
-        "models": {kind: wape(sum(r.models[kind] for r in runs), actual) for kind in (MODELS if compare else ())},
+        "models": {kind: wape(sum(r.models[kind] for r in runs), actual) for kind in (ALL_MODELS if compare else ())},
         "per_sku": {r.key: {"units": round(r.actual), "wape": wape(r.err, r.actual),
                             "seasonal_naive_wape": wape(r.naive, r.actual)} for r in runs},
     }
