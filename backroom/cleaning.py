@@ -181,10 +181,12 @@ NON_PRODUCT: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "fee": (("bank_charges", "amazonfee", "cruk", "fee", "service_charge", "commission"),
             ("bank_charges", "amazon_fee", "cruk_commission", "service_charge", "commission", "fee"),
             "a fee or bank charge"),
-    "manual": (("m",), ("manual",), "a manual till entry"),
-    "discount": (("d", "discount", "coupon"), ("discount", "coupon"), "a discount"),
-    "samples": (("s", "samples"), ("samples",), "samples"),
-    "adjustment": (("b", "adjust", "adjustment", "adjust_bad_debt"),
+    # Single letters (M, D, S, B in UCI Online Retail) are real SKU codes elsewhere: those lines
+    # are known by their name ("Manual", "Discount", ...), not by the code alone.
+    "manual": ((), ("manual",), "a manual till entry"),
+    "discount": (("discount", "coupon"), ("discount", "coupon"), "a discount"),
+    "samples": (("samples",), ("samples",), "samples"),
+    "adjustment": (("adjust", "adjustment", "adjust_bad_debt"),
                    ("adjustment", "adjust", "adjust_bad_debt"), "a manual adjustment"),
     "no_item": (("none", "null", "nan", "n_a", "void"), (), "a line without an item"),
 }
@@ -503,7 +505,8 @@ def _event_checks() -> list[_Check]:
 def _non_product_checks() -> list[_Check]:
     out = [
         _Check(
-            kind, f"sku_word IN {_in(codes)}" + (f" OR name_word IN {_in(names)}" if names else ""),
+            kind, " OR ".join(([f"sku_word IN {_in(codes)}"] if codes else [])
+                              + ([f"name_word IN {_in(names)}"] if names else [])),
             f"printf('%s (%s): {what}, not a product', sku_src, coalesce(name, ''))",
         )
         for kind, (codes, names, what) in NON_PRODUCT.items()
@@ -705,6 +708,8 @@ def clean(
             kind, need = None, [f for f in ("sku", "ts", "qty") if f not in mapping]
             if not need:
                 raise
+            if "store_id" not in mapping and store is None:
+                need.append("store_id")
         if need:
             samples = {h: [r[0] for r in con.execute(
                 f"SELECT {_ident(h)} FROM raw WHERE {_ident(h)} IS NOT NULL LIMIT 200").fetchall()]
@@ -795,7 +800,7 @@ def _parse(
                 FROM (SELECT {sku} AS s FROM numbered)"""
         ).fetchone()
         bad, total = row or (0, 0)
-        opts.names = bool(total) and bad >= max(2, 0.1 * total)
+        opts.names = bool(total) and bad >= max(1, 0.1 * total)
         if opts.names:
             sku = f"br_slug({sku_src})"
             opts.notes.append(
