@@ -161,12 +161,15 @@ class WeekProfile:
     may open later on Sundays), which 24 hour-of-day indices cannot say. Per hour of the week w
     it keeps forgotten sums of y / level (`rel[w]`) over the weeks it saw (`n[w]`); the rate is
 
-        level * (rel[w] + kappa * hod[w % 24]) / (n[w] + kappa)
+        level * (rel[w] + kappa * hod[w % 24] * wdv[w // 24]) / (n[w] + kappa)
 
-    with hod[i] the mean y / level of hour of day i over every day: a few weeks of one hour are
-    noisy, so the estimate leans on the same hour on all days until its own weeks accumulate.
-    A closed hour has rel 0 on every day, so its forecast is 0. The level is the EW mean of whole
-    days' totals (`level_alpha` per day); within a day, the forecast is scaled by today's running
+    with hod[i] the mean y / level of hour of day i over every day, scaled by the weekday's volume
+    (`wdv`): a few weeks of one hour are noisy, so the estimate leans on the same hour on all
+    days until its own weeks accumulate.
+    A closed hour has rel 0 on every day, so its forecast is 0; a whole day without a sale (a
+    holiday) is not learned at all. The level is the EW mean (`level_alpha` per day) of whole
+    days' totals divided by the day's expected share (a Saturday's is above 1), so a busy
+    Saturday does not lift the Sunday; within a day, the forecast is scaled by today's running
     ratio (sales so far over the forecast for those hours, `today_prior` units at ratio 1), so a
     busy day is followed before it closes.
     """
@@ -181,6 +184,7 @@ class WeekProfile:
         self.n = [0.0] * WEEK
         self.hod_rel = [0.0] * SEASON
         self.hod_n = [0.0] * SEASON
+        self.wdv = [1.0] * 7  # weekday volume / average day's
         self.level = 0.0
         self.day_total = 0.0
         self.day_hours = 0
@@ -192,7 +196,7 @@ class WeekProfile:
     def share(self, hour: int) -> float:
         w, i = (weekday_of(hour) * SEASON + hour % SEASON), hour % SEASON
         prior = self.hod_rel[i] / self.hod_n[i] if self.hod_n[i] > 0 else 1.0 / SEASON
-        return (self.rel[w] + self.kappa * prior) / (self.n[w] + self.kappa)
+        return (self.rel[w] + self.kappa * prior * self.wdv[w // SEASON]) / (self.n[w] + self.kappa)
 
     def learn_one(self, hour: int, y: float, level: bool = True) -> None:
         day = hour - hour % SEASON
@@ -209,20 +213,30 @@ class WeekProfile:
         self.day_hours += 1
 
     def _close_day(self) -> None:
-        if self.day_hours == SEASON:
+        # A whole day with no sale at all is a closed shop (a holiday): it says nothing about
+        # the level or the profile, and learning it would drag both down for days after.
+        if self.day_hours == SEASON and self.day_total > 0:
             total = self.day_total
             if self.level <= 0.0:
                 self.level = total
-            if self.level > 0:
-                keep = 1.0 - self.forget
-                for hour, y in self.pending:
-                    w, i = weekday_of(hour) * SEASON + hour % SEASON, hour % SEASON
-                    r = y / self.level
-                    self.rel[w] = self.rel[w] * keep + r
-                    self.n[w] = self.n[w] * keep + 1.0
-                    self.hod_rel[i] = self.hod_rel[i] * keep + r
-                    self.hod_n[i] = self.hod_n[i] * keep + 1.0
-                self.level += self.level_alpha * (total - self.level)
+            # The day's expected share of an average day (a Saturday's is above 1): the level
+            # follows weekday-adjusted totals, so a busy Saturday does not lift the Sunday.
+            expected = sum(self.share(hour) for hour, _ in self.pending)
+            keep = 1.0 - self.forget
+            for hour, y in self.pending:
+                w, i = weekday_of(hour) * SEASON + hour % SEASON, hour % SEASON
+                r = y / self.level
+                self.rel[w] = self.rel[w] * keep + r
+                self.n[w] = self.n[w] * keep + 1.0
+                self.hod_rel[i] = self.hod_rel[i] * keep + r
+                self.hod_n[i] = self.hod_n[i] * keep + 1.0
+            self.level += self.level_alpha * (total / max(expected, 0.05) - self.level)
+            # Each weekday's volume relative to the average day scales the prior of its hours
+            # (shrinking a Saturday hour toward the all-days mean would pull it down).
+            every = sum(self.hod_rel[i] / self.hod_n[i] for i in range(SEASON) if self.hod_n[i] > 0)
+            for d in range(7):
+                own = sum(self.rel[w] / self.n[w] for w in range(d * SEASON, (d + 1) * SEASON) if self.n[w] > 0)
+                self.wdv[d] = own / every if own > 0 and every > 0 else 1.0
         self.pending = []
         self.day_total = 0.0
         self.day_hours = 0

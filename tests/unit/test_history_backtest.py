@@ -98,3 +98,18 @@ def test_cli_history_json_and_plots(tmp_path: Path) -> None:
     assert "seasonal naive" in res.output and "reorder policy" in res.output
     assert (tmp_path / "img" / "history-forecast.png").stat().st_size > 1000
     assert (tmp_path / "img" / "history-stock.png").stat().st_size > 1000
+
+
+def test_week_profile_knows_weekdays_and_closed_hours() -> None:
+    from backroom.demand.forecast import Forecaster, weekday_of
+
+    f = Forecaster("weekprofile")
+    h0 = int(START.timestamp() // 3600)
+    for h in range(h0, h0 + 24 * 7 * 4):
+        hour, day = h % 24, weekday_of(h)
+        qty = 0.0 if not 8 <= hour < 18 else (6.0 if day == 5 else 2.0)  # Saturdays triple
+        f.learn(h, qty)
+    nxt = f.forecast(24 * 7)  # the next week, from a Monday 00:00
+    assert max(nxt[:8]) == 0.0 and max(nxt[18:24]) == 0.0  # closed at night
+    sat_noon, tue_noon = nxt[5 * 24 + 12], nxt[1 * 24 + 12]
+    assert sat_noon == pytest.approx(6.0, rel=0.15) and tue_noon == pytest.approx(2.0, rel=0.15)
