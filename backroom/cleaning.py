@@ -428,9 +428,17 @@ CREATE OR REPLACE TEMP MACRO br_is_int(x) AS x IS NOT NULL AND x = round(x);
 """
 
 
-def _ts_expr(raw: str, tz: str, order: Literal["dmy", "mdy"]) -> str:
-    """SQL turning the text timestamp `raw` into a TIMESTAMPTZ (NULL when unparseable)."""
-    naive = _NAIVE_COMMON + (_SLASH_DMY + _SLASH_MDY if order == "dmy" else _SLASH_MDY + _SLASH_DMY)
+def _naive_formats(order: Literal["dmy", "mdy"]) -> list[str]:
+    return _NAIVE_COMMON + (_SLASH_DMY + _SLASH_MDY if order == "dmy" else _SLASH_MDY + _SLASH_DMY)
+
+
+def _ts_expr(raw: str, tz: str, order: Literal["dmy", "mdy"], first: Sequence[str] = ()) -> str:
+    """SQL turning the text timestamp `raw` into a TIMESTAMPTZ (NULL when unparseable).
+
+    `first`: the file's own layouts, tried before the rest (`_ts_layouts`)."""
+    naive = _naive_formats(order)
+    naive = [f for f in first if f in naive] + [f for f in naive if f not in first]
+    aware = [f for f in first if f in _AWARE] + [f for f in _AWARE if f not in first]
     spaced = f"replace({raw}, 'T', ' ')"
     zoned = f"regexp_replace({spaced}, '(?i)\\s*(Z|UTC|GMT)$', '+00:00')"
     return f"""CASE
@@ -438,9 +446,26 @@ def _ts_expr(raw: str, tz: str, order: Literal["dmy", "mdy"]) -> str:
         WHEN regexp_full_match({raw}, '\\d{{10}}(\\.\\d+)?') THEN to_timestamp(CAST({raw} AS DOUBLE))
         WHEN regexp_full_match({raw}, '\\d{{13}}') THEN to_timestamp(CAST({raw} AS DOUBLE) / 1000)
         WHEN regexp_matches({zoned}, '[+-]\\d{{2}}:?\\d{{2}}$') AND regexp_matches({raw}, '\\d[:]\\d')
-            THEN try_strptime({zoned}, {_list(_AWARE)})
+            THEN try_strptime({zoned}, {_list(aware)})
         ELSE timezone({_lit(tz)}, try_strptime({spaced}, {_list(naive)}))
     END"""
+
+
+def _ts_layouts(con: duckdb.DuckDBPyConnection, ts_sql: str, order: Literal["dmy", "mdy"]) -> list[str]:
+    """The layouts that parse most of a sample of the file's timestamps, best first.
+
+    try_strptime tries a list of layouts in order, and a miss costs about as much as a hit:
+    Online Retail's "12/1/2010 8:26" matched the 11th layout, 8 s of its 541,909 rows; first in
+    the list, 0.1 s. Only the order changes, so every row still gets every layout."""
+    spaced = "replace(s, 'T', ' ')"
+    zoned = f"regexp_replace({spaced}, '(?i)\\s*(Z|UTC|GMT)$', '+00:00')"
+    cands = [(f, spaced) for f in _naive_formats(order)] + [(f, zoned) for f in _AWARE]
+    counts = ", ".join(f"count(try_strptime({expr}, {_lit(f)}))" for f, expr in cands)
+    row = con.execute(
+        f"SELECT {counts} FROM (SELECT {ts_sql} AS s FROM numbered WHERE {ts_sql} IS NOT NULL LIMIT 2000)"
+    ).fetchone()
+    hits = sorted(((n, i) for i, n in enumerate(row or ()) if n), key=lambda x: (-x[0], x[1]))
+    return [cands[i][0] for _, i in hits]
 
 
 @dataclass
@@ -834,7 +859,7 @@ def _parse(
         return "mdy"
 
     order = _date_order(con, v("ts") if "ts" in mapping else v("ts_date"), date_order)
-    ts = _ts_expr("ts_raw", tz, order)
+    ts = _ts_expr("ts_raw", tz, order, _ts_layouts(con, ts_raw, order))
 
     # Case pack: a column of the file wins, then the processed catalog (store row, then '*').
     pack_join = ""
@@ -891,24 +916,34 @@ def _parse(
     if kind == "sales":
         returns = """, CASE WHEN code IS NOT NULL THEN NULL WHEN cancelled THEN 'cancellation'
                          WHEN qty_units < 0 THEN 'return' END AS ret_code"""
+    # Layered on purpose: a column alias used in the same SELECT is inlined as its expression,
+    # so one layer per step keeps each regular expression and timestamp parse to once per row
+    # (one layer: Online Retail's 541,909 rows took 19 s here, mostly re-parsing).
     con.execute(
-        f"""CREATE TEMP TABLE parsed AS
-        SELECT *, {_case(_checks(kind), 'code')} AS code, {_case(_checks(kind), 'reason')} AS reason
-        FROM (
-            SELECT n.*, {event_id} AS event_id_src, {store} AS store_id, {sku} AS sku,
-                   {ts_raw} AS ts_raw, {ts} AS ts,
-                   {qty_src} AS qty_raw,
-                   regexp_extract(qty_raw, '^([+-]?[0-9][0-9.,]*)\\s*([A-Za-z]*)\\.?$', ['n', 'u']) AS qty_m,
-                   br_num(nullif(struct_extract(qty_m, 'n'), '')) AS qty_num,
-                   lower(coalesce(nullif(struct_extract(qty_m, 'u'), ''), {v('uom')}, '')) AS qty_unit,
-                   {pack} AS case_pack
-                   {kind_cols},
-                   qty_num * {qty_sign} * CASE
+        f"""CREATE TEMP TABLE pre AS
+        SELECT *, qty_num * {qty_sign} * CASE
                        WHEN qty_unit IN {_in(EACH_UNITS)} THEN 1
                        WHEN qty_unit IN {_in(DOZEN_UNITS)} THEN 12
                        WHEN qty_unit IN {_in(CASE_UNITS)} THEN case_pack END AS qty_units
-            FROM numbered n {pack_join})"""
+        FROM (
+          SELECT *, br_num(nullif(struct_extract(qty_m, 'n'), '')) AS qty_num,
+                 lower(coalesce(nullif(struct_extract(qty_m, 'u'), ''), uom_raw, '')) AS qty_unit
+          FROM (
+            SELECT *, {ts} AS ts,
+                   regexp_extract(qty_raw, '^([+-]?[0-9][0-9.,]*)\\s*([A-Za-z]*)\\.?$', ['n', 'u']) AS qty_m
+            FROM (
+              SELECT n.*, {event_id} AS event_id_src, {store} AS store_id, {sku} AS sku,
+                     {ts_raw} AS ts_raw, {qty_src} AS qty_raw, {v('uom')} AS uom_raw,
+                     {pack} AS case_pack
+                     {kind_cols}
+              FROM numbered n {pack_join}))) """
     )
+    con.execute(
+        f"""CREATE TEMP TABLE parsed AS
+        SELECT *, {_case(_checks(kind), 'code')} AS code, {_case(_checks(kind), 'reason')} AS reason
+        FROM pre"""
+    )
+    con.execute("DROP TABLE pre")
     if returns:
         con.execute(f"CREATE TEMP TABLE parsed2 AS SELECT * {returns} FROM parsed")
         con.execute("DROP TABLE parsed")
