@@ -784,6 +784,12 @@ def _numbered(con: duckdb.DuckDBPyConnection, headers: Sequence[str]) -> None:
            FROM (SELECT line, row_number() OVER (ORDER BY line) AS j FROM bad_lines)"""
     )
     raw_cols = ", ".join(f"r.{_ident(h)} AS c{i}" for i, h in enumerate(headers))
+    if not con.execute("SELECT count(*) FROM bad_marks").fetchone()[0]:  # type: ignore[index]
+        con.execute(
+            f"""CREATE TEMP TABLE numbered AS
+                SELECT CAST(r.rowid + 1 AS BIGINT) AS row_no, {raw_cols} FROM (SELECT rowid, * FROM raw) r"""
+        )
+        return
     con.execute(
         f"""CREATE TEMP TABLE numbered AS
             SELECT CAST(r.rowid + 1 + coalesce(b.j, 0) AS BIGINT) AS row_no, {raw_cols}
@@ -939,15 +945,11 @@ def _parse(
               FROM numbered n {pack_join}))) """
     )
     con.execute(
-        f"""CREATE TEMP TABLE parsed AS
-        SELECT *, {_case(_checks(kind), 'code')} AS code, {_case(_checks(kind), 'reason')} AS reason
-        FROM pre"""
+        f"""CREATE TEMP TABLE parsed AS SELECT * {returns} FROM (
+            SELECT *, {_case(_checks(kind), 'code')} AS code, {_case(_checks(kind), 'reason')} AS reason
+            FROM pre)"""
     )
     con.execute("DROP TABLE pre")
-    if returns:
-        con.execute(f"CREATE TEMP TABLE parsed2 AS SELECT * {returns} FROM parsed")
-        con.execute("DROP TABLE parsed")
-        con.execute("ALTER TABLE parsed2 RENAME TO parsed")
     return order
 
 
