@@ -91,9 +91,9 @@ def _history(path: Path, settings: Settings, bucket: str, warmup: float, min_per
         typer.echo(f"  {name:16s} WAPE {w}")
     for key, s in f["per_sku"].items():
         typer.echo(f"  {key:32s} {s['units']:>7} units  WAPE {s['wape']}  naive {s['seasonal_naive_wape']}")
-    for name in ("policy", "baseline"):
+    for name in ("policy", "baseline", "baseline_tuned_per_sku"):
         p = r[name]
-        typer.echo(f"reorder {name:8s}: fill rate {p['fill_rate']}, stock-out hours {p['stockout_hours']}, "
+        typer.echo(f"reorder {name:22s}: fill rate {p['fill_rate']}, stock-out hours {p['stockout_hours']}, "
                    f"avg stock {p['avg_stock']} units/SKU, orders {p['orders']}")  # fmt: skip
     typer.echo(f"  lead time {r['lead_time_hours']} h, case pack {r['case_pack']}, z {r['service_level_z']}")
     for p in result.get("plots", []):

@@ -60,7 +60,7 @@ def test_fields_and_threshold(result: dict[str, Any]) -> None:
     assert f["bucket"] == "1h" and f["threshold_units_per_day"] == 5.0
     assert f["skus"] == 2 and f["skus_in_file"] == 3  # JAM sells ~1 a day: below the threshold
     assert set(f["per_sku"]) == {"S1:COFFEE", "S1:BREAD"}
-    for part in ("policy", "baseline"):
+    for part in ("policy", "baseline", "baseline_tuned_per_sku"):
         assert set(result["reorder"][part]) >= {"fill_rate", "stockout_hours", "avg_stock", "orders"}
 
 
@@ -74,6 +74,8 @@ def test_reorder_replay_keeps_shelves_stocked(result: dict[str, Any]) -> None:
     p, b = result["reorder"]["policy"], result["reorder"]["baseline"]
     assert 0.9 <= p["fill_rate"] <= 1.0 and p["orders"] > 0 and p["avg_stock"] > 0
     assert b["fill_rate"] >= p["fill_rate"] - 1e-9  # the baseline is tuned to the same fill rate
+    oracle = result["reorder"]["baseline_tuned_per_sku"]
+    assert oracle["fill_rate"] >= p["fill_rate"] - 0.01 and oracle["avg_stock"] <= b["avg_stock"] + 1e-9
 
 
 def test_daily_bucket_and_errors(tmp_path: Path) -> None:
