@@ -158,3 +158,24 @@ def test_cli_prints_the_suggested_map(tmp_path: Path) -> None:
                                    "--store", "S9"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert '"rows_out": 2' in res.output
+
+
+def test_location_header_is_a_store_in_sales_and_a_stock_location_in_scans() -> None:
+    from backroom.cleaning import map_columns
+
+    assert map_columns(["Location", "Item", "Qty", "Sold At"])[0]["store_id"] == "Location"
+    scans, _ = map_columns(["ts", "sku", "kind", "qty", "location"])
+    assert scans["location"] == "location" and "store_id" not in scans
+    both, _ = map_columns(["ts", "store", "sku", "kind", "qty", "location"])
+    assert both["store_id"] == "store" and both["location"] == "location"
+
+
+def test_a_cleaned_basket_log_replays_as_contract_sales(tmp_path: Path) -> None:
+    from backroom import records
+    from producers.replay import iter_events
+
+    s = clean(DATA / "basket_log.csv", tmp_path, store="BAKERY1")
+    events = list(iter_events([Path(s.outputs["data"])]))
+    assert len(events) == s.rows_out and {k for k, _ in events} == {"sales"}
+    for _, row in events:
+        records.Sale.model_validate(row)
