@@ -710,6 +710,7 @@ def clean(
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # a library call: nothing on the terminal
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         con.execute(_MACROS)
