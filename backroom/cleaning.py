@@ -827,12 +827,16 @@ def _parse(
         # A column of product names ("Hot chocolate") used as item codes: every value becomes a
         # code (HOT_CHOCOLATE) and the name is kept. Decided for the whole file, so "Bread" and
         # "Hot chocolate" end up alike; a few odd values in a column of codes stay as they are.
+        # Names are written like words ("Bread", "Hot chocolate"): most values have lower-case
+        # letters, and some have spaces. A column of upper-case codes with a typo ("MILK 1L")
+        # stays a column of codes, and the typo is rejected as bad_sku.
         row = con.execute(
-            f"""SELECT count(DISTINCT s) FILTER (WHERE NOT br_is_code(s)), count(DISTINCT s)
+            f"""SELECT count(DISTINCT s) FILTER (WHERE NOT br_is_code(s)), count(DISTINCT s),
+                       count(DISTINCT s) FILTER (WHERE regexp_matches(s, '[a-z]'))
                 FROM (SELECT {sku} AS s FROM numbered)"""
         ).fetchone()
-        bad, total = row or (0, 0)
-        opts.names = bool(total) and bad >= max(1, 0.1 * total)
+        bad, total, lower = row or (0, 0, 0)
+        opts.names = bool(total) and bad >= max(1, 0.1 * total) and lower >= 0.5 * total
         if opts.names:
             sku = f"br_slug({sku_src})"
             opts.notes.append(

@@ -72,6 +72,8 @@ def test_sales_sample_rejects_the_rows_it_should(samples) -> None:  # type: igno
     assert by_row[32]["code"] == "csv_malformed" and "EXTRA" in by_row[32]["raw"]
     assert by_row[33]["code"] == "csv_malformed"
     assert 34 not in by_row  # the valid row after the malformed lines keeps its own number
+    # a column of upper-case codes with one typo is not a column of product names
+    assert by_row[20]["code"] == "bad_sku" and "MILK 1L" in by_row[20]["reason"]
 
 
 def test_sales_values_are_normalised(samples) -> None:  # type: ignore[no-untyped-def]
