@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     demand_model: str = Field(
         default="holtwinters",
         description="hourly forecaster per store×SKU: holtwinters (smoothed hour-of-day indices) | "
-        "holtwinters_raw | profile | snarimax | linear (compared by `backroom backtest`)",
+        "holtwinters_raw | profile | snarimax | linear | weekprofile (compared by `backroom backtest`)",
     )
     demand_grace_minutes: float = Field(
         default=15.0, ge=0, description="an hour closes this long after its end (late events)"

@@ -15,7 +15,10 @@ models on the same simulated store and reports WAPE per model; `BACKROOM_DEMAND_
 - `holtwinters_raw`: the same model forecasting with its raw indices (the previous default);
 - `profile`: `HourProfile`, gamma-Poisson hour-of-day rates shrunk toward the neighbouring
   hours, times a level ratio (not River: closed-form counts);
-- `snarimax`, `linear`: River's SNARIMAX and a one-hot linear regression.
+- `snarimax`, `linear`: River's SNARIMAX and a one-hot linear regression;
+- `weekprofile`: `WeekProfile`, an hour-of-week profile (shrunk toward the hour-of-day one)
+  times an exponentially smoothed daily level and today's running ratio (closed form, not River;
+  built for real stores with weeks of history: `backroom backtest --history`).
 
 Hours are event-time epoch hours (UTC hour index). A forecaster must be fed every hour in order:
 the time-series models (HoltWinters, SNARIMAX) have no notion of a skipped step. A censored hour
@@ -41,6 +44,8 @@ from typing import Any
 from river import compose, linear_model, optim, preprocessing, time_series
 
 MODELS = ("holtwinters", "holtwinters_raw", "profile", "snarimax", "linear")
+# Kinds a forecaster may be; the simulator backtest compares MODELS, `backtest --history` all.
+ALL_MODELS = (*MODELS, "weekprofile")
 HOLT_WINTERS = ("holtwinters", "holtwinters_raw")
 SEASON = 24  # hours: the daily cycle every model is told about
 VAR_FLOOR = 0.25  # units/hour below which a forecast's variance is not shrunk further
@@ -146,10 +151,113 @@ class HourProfile:
         return [day[k % SEASON] for k in range(hours)]
 
 
+WEEK = 7 * SEASON
+
+
+class WeekProfile:
+    """Hour-of-week demand as a share of an exponentially smoothed daily level.
+
+    A store's hours differ by weekday (a Saturday morning is not a Tuesday morning, and a shop
+    may open later on Sundays), which 24 hour-of-day indices cannot say. Per hour of the week w
+    it keeps forgotten sums of y / level (`rel[w]`) over the weeks it saw (`n[w]`); the rate is
+
+        level * (rel[w] + kappa * hod[w % 24] * wdv[w // 24]) / (n[w] + kappa)
+
+    with hod[i] the mean y / level of hour of day i over every day, scaled by the weekday's volume
+    (`wdv`): a few weeks of one hour are noisy, so the estimate leans on the same hour on all
+    days until its own weeks accumulate.
+    A closed hour has rel 0 on every day, so its forecast is 0; a whole day without a sale (a
+    holiday) is not learned at all. The level is the EW mean (`level_alpha` per day) of whole
+    days' totals divided by the day's expected share (a Saturday's is above 1), so a busy
+    Saturday does not lift the Sunday; within a day, the forecast is scaled by today's running
+    ratio (sales so far over the forecast for those hours, `today_prior` units at ratio 1), so a
+    busy day is followed before it closes.
+    """
+
+    def __init__(self, kappa: float = 3.0, forget: float = 0.1, level_alpha: float = 0.15,
+                 today_prior: float = 10.0) -> None:
+        self.kappa = kappa
+        self.forget = forget
+        self.level_alpha = level_alpha
+        self.today_prior = today_prior
+        self.rel = [0.0] * WEEK
+        self.n = [0.0] * WEEK
+        self.hod_rel = [0.0] * SEASON
+        self.hod_n = [0.0] * SEASON
+        self.wdv = [1.0] * 7  # weekday volume / average day's
+        self.level = 0.0
+        self.day_total = 0.0
+        self.day_hours = 0
+        self.today_y = 0.0
+        self.today_f = 0.0
+        self.day_start: int | None = None
+        self.pending: list[tuple[int, float]] = []  # today's hours, learned into rel at day end
+
+    def share(self, hour: int) -> float:
+        w, i = (weekday_of(hour) * SEASON + hour % SEASON), hour % SEASON
+        prior = self.hod_rel[i] / self.hod_n[i] if self.hod_n[i] > 0 else 1.0 / SEASON
+        return (self.rel[w] + self.kappa * prior * self.wdv[w // SEASON]) / (self.n[w] + self.kappa)
+
+    def learn_one(self, hour: int, y: float, level: bool = True) -> None:
+        day = hour - hour % SEASON
+        if self.day_start is None:
+            self.day_start = day
+        if day != self.day_start:
+            self._close_day()
+            self.day_start = day
+        if level and self.level > 0:
+            self.today_f += self.level * self.share(hour)
+            self.today_y += y
+        self.pending.append((hour, y))
+        self.day_total += y
+        self.day_hours += 1
+
+    def _close_day(self) -> None:
+        # A whole day with no sale at all is a closed shop (a holiday): it says nothing about
+        # the level or the profile, and learning it would drag both down for days after.
+        if self.day_hours == SEASON and self.day_total > 0:
+            total = self.day_total
+            if self.level <= 0.0:
+                self.level = total
+            # The day's expected share of an average day (a Saturday's is above 1): the level
+            # follows weekday-adjusted totals, so a busy Saturday does not lift the Sunday.
+            expected = sum(self.share(hour) for hour, _ in self.pending)
+            keep = 1.0 - self.forget
+            for hour, y in self.pending:
+                w, i = weekday_of(hour) * SEASON + hour % SEASON, hour % SEASON
+                r = y / self.level
+                self.rel[w] = self.rel[w] * keep + r
+                self.n[w] = self.n[w] * keep + 1.0
+                self.hod_rel[i] = self.hod_rel[i] * keep + r
+                self.hod_n[i] = self.hod_n[i] * keep + 1.0
+            self.level += self.level_alpha * (total / max(expected, 0.05) - self.level)
+            # Each weekday's volume relative to the average day scales the prior of its hours
+            # (shrinking a Saturday hour toward the all-days mean would pull it down).
+            every = sum(self.hod_rel[i] / self.hod_n[i] for i in range(SEASON) if self.hod_n[i] > 0)
+            for d in range(7):
+                own = sum(self.rel[w] / self.n[w] for w in range(d * SEASON, (d + 1) * SEASON) if self.n[w] > 0)
+                self.wdv[d] = own / every if own > 0 and every > 0 else 1.0
+        self.pending = []
+        self.day_total = 0.0
+        self.day_hours = 0
+        self.today_y = self.today_f = 0.0
+
+    def rates(self, start: int, hours: int) -> list[float]:
+        ratio = (self.today_y + self.today_prior) / (self.today_f + self.today_prior)
+        end_of_day = (self.day_start if self.day_start is not None else start) + SEASON
+        out = []
+        for h in range(start, start + hours):
+            f = self.level * self.share(h)
+            out.append(f * ratio if h < end_of_day else f)
+        return out
+
+
 def make_model(kind: str) -> Any:
     """The estimator behind one forecaster kind (hyperparameters chosen in the backtest)."""
     if kind == "profile":
         return HourProfile()
+    if kind == "weekprofile":
+        return WeekProfile()
     if kind in HOLT_WINTERS:
         # Additive: closed-store hours are zeros, which a multiplicative season cannot divide by.
         # River's additive season reads the trend, so a (nearly frozen) trend is required.
@@ -165,7 +273,7 @@ def make_model(kind: str) -> Any:
             preprocessing.StandardScaler(),
             linear_model.LinearRegression(optimizer=optim.SGD(0.02), intercept_lr=0.05),
         )
-    raise ValueError(f"unknown demand model {kind!r}; choose one of {', '.join(MODELS)}")
+    raise ValueError(f"unknown demand model {kind!r}; choose one of {', '.join(ALL_MODELS)}")
 
 
 class Forecaster:
@@ -198,7 +306,7 @@ class Forecaster:
         pred = self.forecast_from(hour, 1)[0] if self.ready else None
         if censored:
             guess = max(pred or 0.0, estimate if estimate is not None else qty)
-            if self.kind == "profile":
+            if self.kind in ("profile", "weekprofile"):
                 # Counts, not a recursion: nothing to keep aligned, so only what the sales prove
                 # (an estimate above the forecast) is learned. Learning the forecast itself
                 # would pull the hour's mean toward its neighbours and count a day it never saw.
@@ -225,6 +333,9 @@ class Forecaster:
     def _learn(self, hour: int, y: float) -> None:
         if self.kind == "profile":
             self.model.learn_one(hour, y, level=self.ready)
+            return
+        if self.kind == "weekprofile":
+            self.model.learn_one(hour, y)
             return
         if self.kind == "linear":
             self.model.learn_one(hour_features(hour), y)
@@ -266,6 +377,8 @@ class Forecaster:
             return [0.0] * horizon
         if self.kind == "profile":
             return self.model.rates(start % SEASON, horizon)
+        if self.kind == "weekprofile":
+            return self.model.rates(start, horizon)
         if self.kind == "holtwinters":
             return self._smoothed_holt_winters(horizon)
         return [max(0.0, float(v)) for v in self.model.forecast(horizon)]

@@ -1,6 +1,7 @@
 """Data verbs: clean, replay, history, ask, ingest.
 
     backroom clean data/raw/sales.csv [--out DIR] [--format csv] [--tz Europe/Berlin] [--json]
+    backroom clean BreadBasket_DMS.csv --store BAKERY1 --map 'Item=sku'   # docs/byod.md
     backroom replay data/processed/products.parquet data/processed/sales.parquet --speed 3600
     backroom history [--once]          # DuckDB sink of every topic
     backroom ask "What do I need to restock today?" [--json] [--store S001]
@@ -32,6 +33,10 @@ def clean(
     double_scan_s: float = typer.Option(10.0, "--double-scan-s", help="same scan within N s is a double scan"),
     catalog: Path = typer.Option(None, "--catalog", help="processed catalog (for case packs of '2 cs')"),
     encoding: str = typer.Option("utf-8", "--encoding", help="utf-8, utf-16 or latin-1"),
+    maps: list[str] = typer.Option(
+        None, "--map", help="SOURCE=field: read column SOURCE as field (repeatable), e.g. --map 'Fecha=ts'"
+    ),
+    store: str = typer.Option(None, "--store", help="store id of a file without a store column"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Validate, normalise and deduplicate a raw POS/ERP CSV into contract-shaped Parquet/CSV."""
@@ -43,7 +48,8 @@ def clean(
         summary = run_clean(
             raw, out or settings.data_dir / "processed", fmt,  # type: ignore[arg-type]
             kind=kind, tz=tz, date_order=date_order, double_scan_s=double_scan_s,  # type: ignore[arg-type]
-            catalog=catalog, encoding=encoding, max_future_hours=settings.max_future_hours,
+            catalog=catalog, encoding=encoding, maps=maps or None, store=store,
+            max_future_hours=settings.max_future_hours,
         )
     except CleaningError as exc:
         typer.secho(f"clean: {exc}", fg="red", err=True)
@@ -61,6 +67,10 @@ def clean(
     for label, value in (
         ("rows in", summary.rows_in),
         ("rows out", summary.rows_out),
+        ("returns", summary.rows_returns),
+        *((f"  {code}", n) for code, n in summary.returns_by_code.items()),
+        ("set aside", summary.rows_set_aside),
+        *((f"  {code}", n) for code, n in summary.set_aside_by_code.items()),
         ("rejected", summary.rows_rejected),
         ("event time", f"{summary.ts_min} .. {summary.ts_max}" if summary.ts_min else "-"),
         ("stores / SKUs", f"{summary.stores} / {summary.skus}"),
@@ -71,6 +81,8 @@ def clean(
     ):
         t.add_row(str(label), str(value))
     console.print(t)
+    for note in summary.notes:
+        console.print(f"note: {note}")
 
 
 def replay(

@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 def test_ingest_docs_render_offline_under_the_csp(kafka_settings: Settings, page: Any) -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backroom.cli", "ingest", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "ingest", "--port", str(port)],
         env=settings_env(kafka_settings), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -49,11 +49,12 @@ def test_samples_cover_every_reject_code(samples) -> None:  # type: ignore[no-un
 def test_every_rejected_row_has_one_row_number_and_reason(samples) -> None:  # type: ignore[no-untyped-def]
     for name, summary in samples.items():
         rej = rejects(summary.outputs["rejects"])  # type: ignore[attr-defined]
-        assert len(rej) == summary.rows_rejected  # type: ignore[attr-defined]
+        assert len(rej) == summary.rows_rejected + summary.rows_set_aside  # type: ignore[attr-defined]
         numbers = [int(r["row"]) for r in rej]
         assert len(numbers) == len(set(numbers)), name  # one reason per row
         assert all(r["reason"] and r["code"] in REJECT_CODES for r in rej)
-        assert summary.rows_in == summary.rows_out + summary.rows_rejected  # type: ignore[attr-defined]
+        assert summary.rows_in == (summary.rows_out + summary.rows_returns  # type: ignore[attr-defined]
+                                   + summary.rows_set_aside + summary.rows_rejected)  # type: ignore[attr-defined]
 
 
 def test_sales_sample_rejects_the_rows_it_should(samples) -> None:  # type: ignore[no-untyped-def]
@@ -64,10 +65,15 @@ def test_sales_sample_rejects_the_rows_it_should(samples) -> None:  # type: igno
     assert by_row[19]["code"] == "bad_store_id"
     assert by_row[23]["code"] == "ts_out_of_range"
     assert by_row[25]["code"] == "bad_unit" and "kg" in by_row[25]["reason"]
-    assert by_row[28]["code"] == "qty_out_of_range"
+    assert 28 not in by_row  # qty -1: a return, in the returns file
+    assert by_row[29]["code"] == "qty_out_of_range"  # qty 0
+    returned = rejects(samples["sales"].outputs["returns"])  # type: ignore[attr-defined]
+    assert [(r["row"], r["code"], r["qty_returned"]) for r in returned] == [("28", "return", "1")]
     assert by_row[32]["code"] == "csv_malformed" and "EXTRA" in by_row[32]["raw"]
     assert by_row[33]["code"] == "csv_malformed"
     assert 34 not in by_row  # the valid row after the malformed lines keeps its own number
+    # a column of upper-case codes with one typo is not a column of product names
+    assert by_row[20]["code"] == "bad_sku" and "MILK 1L" in by_row[20]["reason"]
 
 
 def test_sales_values_are_normalised(samples) -> None:  # type: ignore[no-untyped-def]
