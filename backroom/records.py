@@ -187,7 +187,11 @@ class InventoryState(Record):
     shelf_seen_max: int | None = None
 
 
-AlertType = Literal["RESTOCK_SHELF", "STOCKOUT_RISK", "OUT_OF_STOCK", "REORDER", "PHANTOM_STOCK"]
+# CHECK_SHELF (docs/floor.md): a SKU that normally sells has gone improbably quiet while the records
+# say its shelf has stock. TRANSFER: move stock from another store before the supplier order lands.
+AlertType = Literal[
+    "RESTOCK_SHELF", "STOCKOUT_RISK", "OUT_OF_STOCK", "REORDER", "PHANTOM_STOCK", "CHECK_SHELF", "TRANSFER"
+]
 AlertStatus = Literal["open", "update", "resolved"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 

@@ -420,12 +420,23 @@
       const r = await fetch("/api/ask?" + params, { credentials: "same-origin" });
       const body = await r.json().catch(() => ({}));
       if (!r.ok) { out.replaceChildren(el("p", { class: "err", text: body.detail || `ask failed (${r.status})` })); return; }
-      const table = el("table");
-      if (body.columns && body.columns.length) {
-        table.append(el("tr", null, ...body.columns.map((c) => el("th", { text: c }))));
-        for (const row of (body.rows || []).slice(0, 50)) table.append(el("tr", null, ...row.map((v) => el("td", { text: v === null ? "" : String(v) }))));
+      const grid = (columns, rows) => {
+        const table = el("table");
+        if (columns && columns.length) {
+          table.append(el("tr", null, ...columns.map((c) => el("th", { text: c }))));
+          for (const row of (rows || []).slice(0, 50)) table.append(el("tr", null, ...row.map((v) => el("td", { text: v === null ? "" : String(v) }))));
+        }
+        return table;
+      };
+      const close = el("button", { type: "button", class: "close", text: "×", onclick: () => { out.hidden = true; } });
+      if (body.parts && body.parts.length) {
+        // A several-part answer (the restock plan): one titled table per part.
+        const sections = body.parts.map((p) => el("section", { class: "ask-part", "data-part": p.name },
+          el("h4", { text: `${p.title} (${(p.rows || []).length})` }), grid(p.columns, p.rows)));
+        out.replaceChildren(close, ...sections);
+      } else {
+        out.replaceChildren(close, el("p", { text: body.text || "" }), grid(body.columns, body.rows));
       }
-      out.replaceChildren(el("button", { type: "button", class: "close", text: "×", onclick: () => { out.hidden = true; } }), el("p", { text: body.text || "" }), table);
     } catch (e) {
       out.replaceChildren(el("p", { class: "err", text: "ask failed: " + e }));
     }
