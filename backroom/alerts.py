@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from backroom.budget import expected_lost
 from backroom.demand.reorder import band_k, order_quantity
 from backroom.records import Alert, AlertType, InventoryState, Severity, validated
 
@@ -358,11 +359,13 @@ def alert_id(store_id: str, sku: str, type_: str, opened_ts: str) -> str:
 
 class AlertEngine:
     def __init__(self, rules: dict[AlertType, Rule] | None = None, horizon_hours: float = 48.0,
-                 staff_reaction_hours: float = 2.0, order_grace_hours: float = 2.0) -> None:
+                 staff_reaction_hours: float = 2.0, order_grace_hours: float = 2.0,
+                 default_lead_hours: float = 48.0) -> None:  # fmt: skip
         self.rules = dict(DEFAULT_RULES if rules is None else rules)
         self.horizon_hours = horizon_hours
         self.staff_reaction_hours = staff_reaction_hours
         self.order_grace_hours = order_grace_hours
+        self.default_lead_hours = default_lead_hours
 
     def on_state(self, book: AlertBook, state: InventoryState) -> list[Alert]:
         """Evaluate every rule on a new state; returns the lifecycle events to publish.
@@ -425,15 +428,21 @@ class AlertEngine:
                     eta = state.ts + timedelta(hours=float(state.lead_time_hours or 0.0))
                     book.orders.append({"qty": cond.order_qty, "eta": eta.isoformat(), "alert_id": aid})
                 out.append(self._alert(state, type_, aid, "open", cond.severity, cond.message,
-                                       cond.action, cond.evidence))
+                                       cond.action, self._costed(type_, state, cond.evidence)))
             elif cond.severity != current["severity"] or cond.action_key != current["action_key"]:
                 # A new dict, not an update in place: the stored book shares these dicts, and
                 # an in-place change would not show as a change, so the book would not be written.
                 book.open[type_] = {**current, "severity": cond.severity, "message": cond.message,
                                     "action_key": cond.action_key}
                 out.append(self._alert(state, type_, current["alert_id"], "update", cond.severity,
-                                       cond.message, cond.action, cond.evidence))
+                                       cond.message, cond.action, self._costed(type_, state, cond.evidence)))
         return out
+
+    def _costed(self, type_: str, state: InventoryState, evidence: dict[str, Any]) -> dict[str, Any]:
+        """The evidence plus `expected_lost` (units and value if nobody acts; backroom/budget.py)."""
+        lost = expected_lost(type_, state.__dict__, reaction_hours=self.staff_reaction_hours,
+                             default_lead_hours=self.default_lead_hours, evidence=evidence)  # fmt: skip
+        return evidence | {"expected_lost": lost}
 
     @staticmethod
     def _alert(state: InventoryState, type_: str, aid: str, status: str, severity: str, message: str,

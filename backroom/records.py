@@ -185,6 +185,9 @@ class InventoryState(Record):
     # Camera (README, "Contract additions"): the most units the last confident view allows on
     # the shelf now, when that is below `shelf_qty` (the records drifted above the shelf).
     shelf_seen_max: int | None = None
+    # The catalog's cost of one unit (docs/floor.md): what the alerts' expected lost sales are
+    # valued at.
+    unit_cost: float | None = None
 
 
 # CHECK_SHELF (docs/floor.md): a SKU that normally sells has gone improbably quiet while the records

@@ -102,9 +102,13 @@ class Cell:
 class LiveView:
     """Latest state per store×SKU, alerts by id with lifecycle, heatmap cells, pending deltas."""
 
-    def __init__(self, horizon_hours: float = 48.0, keep_resolved: int = 200) -> None:
+    def __init__(self, horizon_hours: float = 48.0, keep_resolved: int = 200,
+                 alert_budget: int | None = None) -> None:  # fmt: skip
         self.horizon_hours = horizon_hours
         self.keep_resolved = keep_resolved
+        # Per store, the feed shows this many open alerts, most costly first (backroom/budget.py);
+        # the page puts the rest in its "more" list. None: all in the feed.
+        self.alert_budget = alert_budget
         self.states: dict[str, dict[str, Any]] = {}
         self.observations: dict[str, dict[str, Any]] = {}
         # Open (and update-d) alerts by id, plus the most recent resolved ones for the feed.
@@ -315,6 +319,7 @@ class LiveView:
             "seq": self.seq,
             "now": self.now,
             "horizon_hours": self.horizon_hours,
+            "alert_budget": self.alert_budget,
             "states": list(self.states.values()),
             "observations": list(self.observations.values()),
             "alerts": [*self.alerts.values(), *self.resolved.values()],

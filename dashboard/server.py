@@ -214,7 +214,7 @@ def create_app(
     """The dashboard app. No broker I/O here: the lifespan starts the bridge (unless kafka=False,
     for tests and the benchmark, which feed `app.state.view` directly)."""
     check_exposure(settings)
-    view = view if view is not None else LiveView(horizon_hours=settings.horizon_hours)
+    view = view if view is not None else LiveView(horizon_hours=settings.horizon_hours, alert_budget=settings.alert_budget)
     hub = Hub(view, flush_s=flush_s)
     features: dict[str, Any] = {"ask": False}
 

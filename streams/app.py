@@ -393,6 +393,7 @@ def create_app(settings: Settings) -> faust.App:
         await write_values(inventory, result.values)
         async with books_lock:
             alerting = alert_processor.on_states(result.published, books_get)
+            alerting.alerts.extend(result.alerts)  # CHECK_SHELF from the silent-shelf watch (docs/floor.md)
             metrics.observe_batch("inventory.state", "alerts", len(result.published))
             await send_records(topics.state, result.published)
             await send_dead(topics.dead_letter, result.dead)

@@ -120,6 +120,8 @@ class Pipeline:
                 self.inv_table[key] = value
                 self._watch(key, res.states[key])
             published.extend(res.published)
+            for alert in res.alerts:  # CHECK_SHELF, from the inventory worker's silent-shelf watch
+                self._emit(alert.to_dict())
         state_msgs = []
         for st in published:
             self.offsets["inventory.state"] += 1
@@ -130,10 +132,12 @@ class Pipeline:
             ares = self.alerting.process(msgs, self.alert_table.get)
             self.alert_table.update(ares.books)
             for alert in ares.alerts:
-                a = alert.to_dict()
-                self.result.alerts.append(a)
-                for listener in self.listeners:
-                    listener(a)
+                self._emit(alert.to_dict())
+
+    def _emit(self, a: dict[str, Any]) -> None:
+        self.result.alerts.append(a)
+        for listener in self.listeners:
+            listener(a)
 
     def _watch(self, key: str, value: dict[str, Any]) -> None:
         d = value["demand"]
@@ -267,6 +271,15 @@ class Truth:
             prev = row.shelf
         return out
 
+    def episode_end(self, key: str, start: datetime) -> datetime | None:
+        """When the true shelf next holds stock after a shelf-out that began at `start`."""
+        rows = self.rows[key]
+        i = bisect.bisect_right(self.times[key], start.timestamp())
+        for row in rows[i:]:
+            if row.shelf > 0:
+                return row.ts
+        return None
+
     def last_refill(self, key: str, ts: datetime) -> datetime | None:
         """When the true shelf last rose (staff moved stock to it) before `ts`."""
         rows = self.rows[key]
@@ -351,7 +364,10 @@ def stock_on_hand(run: RunResult, start: datetime, end: datetime) -> dict[str, f
 
 
 def score_alerts(run: RunResult, truth: Truth, start: datetime, end: datetime,
-                 horizon_hours: float) -> dict[str, Any]:
+                 horizon_hours: float, detect_types: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Warnings (WARNING_TYPES) scored as predictions of shelf-outs; with `detect_types`
+    (CHECK_SHELF), also the shelf-outs they catch after the start (`recall_with_detection`: an
+    episode warned of as before, or one of those opened while the true shelf was still empty)."""
     by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for a in run.alerts:
         if a["type"] in WARNING_TYPES:
@@ -368,7 +384,12 @@ def score_alerts(run: RunResult, truth: Truth, start: datetime, end: datetime,
                 intervals[key].append((opened.pop(a["type"]), ts, a["type"]))
         for type_, ts in opened.items():
             intervals[key].append((ts, None, type_))
-    episodes = recalled = 0
+    detections: dict[str, list[datetime]] = defaultdict(list)
+    for a in run.alerts:
+        if a["type"] in detect_types and a["status"] == "open":
+            detections[f"{a['store_id']}:{a['sku']}"].append(datetime.fromisoformat(a["ts"]))
+    episodes = recalled = detected = 0
+    delays: list[float] = []
     leads: list[float] = []
     leads_open: list[float] = []
     for key in run.sim.by_key:
@@ -380,6 +401,12 @@ def score_alerts(run: RunResult, truth: Truth, start: datetime, end: datetime,
                 # hands over to OUT_OF_STOCK when the last unit goes) was open up to the start.
                 if o <= t + RECALL_GRACE and (r is None or r >= t):
                     first = o if first is None or o < first else first
+            if first is None and detect_types:
+                stop = truth.episode_end(key, t) or end
+                caught = [d for d in detections[key] if t <= d < stop]
+                if caught:
+                    detected += 1
+                    delays.append((min(caught) - t).total_seconds() / 3600)
             if first is not None:
                 recalled += 1
                 leads_open.append((t - first).total_seconds() / 3600)
@@ -412,6 +439,70 @@ def score_alerts(run: RunResult, truth: Truth, start: datetime, end: datetime,
         "recalled": recalled,
         "alerts_judged": tp + fp,
         "precision_by_type": {t: round(v[0] / sum(v), 4) for t, v in sorted(per_type.items())},
+    } | (_detection_scores(run, truth, start, end, detect_types, episodes, recalled, detected, delays)
+         if detect_types else {})
+
+
+def _detection_scores(run: RunResult, truth: Truth, start: datetime, end: datetime, types: tuple[str, ...],
+                      episodes: int, recalled: int, detected: int, delays: list[float]) -> dict[str, Any]:
+    """Shelf-outs caught after they began, and the precision of the detections: the true shelf
+    was empty when the alert opened."""
+    hits = judged = 0
+    for a in run.alerts:
+        ts = datetime.fromisoformat(a["ts"])
+        if a["type"] not in types or a["status"] != "open" or not start <= ts < end:
+            continue
+        row = truth.at(f"{a['store_id']}:{a['sku']}", ts)
+        if row is None:
+            continue
+        judged += 1
+        hits += row.shelf <= 0
+    return {
+        "recall_with_detection": round((recalled + detected) / episodes, 4) if episodes else None,
+        "detected_after_start": detected,
+        "median_detection_delay_hours": round(statistics.median(delays), 2) if delays else None,
+        "detection_precision": round(hits / judged, 4) if judged else None,
+        "detections_judged": judged,
+    }
+
+
+def score_budget(run: RunResult, start: datetime, end: datetime, budget: int) -> dict[str, Any]:
+    """The feed under an alert budget, sampled every event-time hour: per store the `budget`
+    most costly open alerts are shown (backroom/budget.py); the share of the open alerts'
+    expected lost sales (value, else units) that the shown ones carry."""
+    from backroom.budget import apply_budget, cost_of
+
+    open_now: dict[str, dict[str, Any]] = {}
+    alerts = sorted(((datetime.fromisoformat(a["ts"]), n, a) for n, a in enumerate(run.alerts)),
+                    key=lambda x: (x[0], x[1]))  # fmt: skip
+    i, t = 0, start
+    shown_cost = total_cost = 0.0
+    hours = over = 0
+    most_open = 0
+    while t < end:
+        while i < len(alerts) and alerts[i][0] <= t:
+            a = alerts[i][2]
+            if a["status"] == "resolved":
+                open_now.pop(a["alert_id"], None)
+            else:
+                open_now[a["alert_id"]] = a
+            i += 1
+        shown, more = apply_budget(open_now.values(), budget)
+        shown_cost += sum(cost_of(a) for a in shown)
+        total_cost += sum(cost_of(a) for a in shown) + sum(cost_of(a) for a in more)
+        per_store: dict[str, int] = defaultdict(int)
+        for a in open_now.values():
+            per_store[a["store_id"]] += 1
+        most_open = max([most_open, *per_store.values()])
+        over += bool(more)
+        hours += 1
+        t += timedelta(hours=1)
+    return {
+        "budget": budget,
+        "lost_sales_covered": round(shown_cost / total_cost, 4) if total_cost else None,
+        "hours_over_budget": round(over / hours, 4) if hours else None,
+        "max_open_per_store": most_open,
+        "hours_sampled": hours,
     }
 
 
@@ -511,6 +602,7 @@ def backtest(days: float = 14, stores: int = 3, skus: int = 20, seed: int = 7,
                         camera_minutes=camera_minutes)  # fmt: skip
     truth_a = Truth(alert_run.sim.truth, alert_run.sales)
     truth_s = Truth(sched_run.sim.truth, sched_run.sales)
+    detect = ("CHECK_SHELF",) if settings.silent_shelf else ()
     osa_a, daily_a = osa(alert_run, start, end)
     osa_s, daily_s = osa(sched_run, start, end)
     forecast = {"model": settings.demand_model} | score_forecast(alert_run, truth_a, start, end)
@@ -526,8 +618,8 @@ def backtest(days: float = 14, stores: int = 3, skus: int = 20, seed: int = 7,
         "bytes_per_model": int(statistics.mean(alert_run.model_bytes)) if alert_run.model_bytes else None,
         "bytes_per_state": int(statistics.mean(alert_run.state_bytes)) if alert_run.state_bytes else None,
         # Judged where nobody acts on them (the scheduled run), and in the closed loop.
-        "alerts": score_alerts(sched_run, truth_s, start, end, settings.horizon_hours),
-        "alerts_closed_loop": score_alerts(alert_run, truth_a, start, end, settings.horizon_hours),
+        "alerts": score_alerts(sched_run, truth_s, start, end, settings.horizon_hours, detect),
+        "alerts_closed_loop": score_alerts(alert_run, truth_a, start, end, settings.horizon_hours, detect),
         "osa": {"alert_driven": round(osa_a, 4), "scheduled": round(osa_s, 4)},
         "moves": {"alert_driven": sum(alert_run.moves.values()), "scheduled": sum(sched_run.moves.values())},
         "stock_on_hand": {"alert_driven": stock_on_hand(alert_run, start, end),
@@ -537,6 +629,10 @@ def backtest(days: float = 14, stores: int = 3, skus: int = 20, seed: int = 7,
         "alert_counts": _counts(alert_run.alerts),
         "events": {"alert_driven": alert_run.events, "scheduled": sched_run.events},
     }
+    if settings.silent_shelf:
+        out["config"]["silent_shelf_threshold"] = settings.silent_shelf_threshold
+    if settings.alert_budget:
+        out["alert_budget"] = score_budget(alert_run, start, end, settings.alert_budget)
     if plots is not None:
         from backroom.demand.plots import write_plots
 

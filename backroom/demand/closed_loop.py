@@ -10,7 +10,8 @@ alert-driven` (producers/simulator.py consumes the alerts topic and feeds `on_al
 
 Staff look at the shelf when they get there (the truth), so a move fills the shelf to capacity
 from what the backroom really holds; a move that finds nothing to do is not made. A PHANTOM_STOCK
-alert (records say stock, the camera sees a gap) gets the same visit, and the shelf is counted on
+alert (records say stock, the camera sees a gap) or a CHECK_SHELF (records say stock, the sales
+have gone improbably quiet) gets the same visit, and the shelf is counted on
 it (`recount`: the simulator publishes a `count` scan). An alert still
 open after a visit stays on the staff's list and is taken again `reaction_minutes` later (the
 same delay as a new alert, never faster).
@@ -48,7 +49,7 @@ class AlertDrivenStaff:
 
     def on_alert(self, alert: dict[str, Any]) -> None:
         key = f"{alert['store_id']}:{alert['sku']}"
-        if alert["type"] == "PHANTOM_STOCK":
+        if alert["type"] in ("PHANTOM_STOCK", "CHECK_SHELF"):
             # Records say stock, the camera sees a gap: go and look, fill the shelf, count it.
             if alert["status"] == "open":
                 self.phantom.add(key)
