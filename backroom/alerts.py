@@ -20,6 +20,7 @@ from typing import Any
 
 from backroom.budget import expected_lost
 from backroom.demand.reorder import band_k, order_quantity
+from backroom.feedback import lookahead
 from backroom.records import Alert, AlertType, InventoryState, Severity, validated
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -50,6 +51,8 @@ class AlertContext:
     staff_reaction_hours: float = 2.0
     # Orders placed by REORDER alerts and not yet due: [{"qty", "eta", "alert_id"}].
     pending_orders: list[dict[str, Any]] = field(default_factory=list)
+    # False-alarm feedback: sensitivity steps by alert type (backroom/feedback.py).
+    tuning: dict[str, int] = field(default_factory=dict)
 
 
 Rule = Callable[[AlertContext, bool], Condition | None]
@@ -128,7 +131,7 @@ def restock_shelf(ctx: AlertContext, is_open: bool) -> Condition | None:
     # projection (which says "2 h" when a busy hour empties the shelf in one) but on its upper
     # band: the shelf is at or below the demand over the reaction time plus z·sigma, a dynamic
     # shelf minimum. Once open it holds until that is clearly past (hysteresis).
-    reaction = ctx.staff_reaction_hours * (1.5 if is_open else 1.0)
+    reaction = ctx.staff_reaction_hours * (1.5 if is_open else 1.0) * lookahead(ctx.tuning.get("RESTOCK_SHELF", 0))
     dynamic_min = dynamic_shelf_min(s, reaction)
     # A fast mover whose full shelf is within that band (it empties before staff could come
     # back even when full, records drifting above capacity included) keeps its alert open: a
@@ -172,7 +175,7 @@ def restock_shelf(ctx: AlertContext, is_open: bool) -> Condition | None:
 def phantom_stock(ctx: AlertContext, is_open: bool) -> Condition | None:
     s = ctx.state
     # Records must say there is stock on the shelf while the camera keeps seeing a gap.
-    if s.shelf_qty <= 0 or ctx.gap_streak < 2:
+    if s.shelf_qty <= 0 or ctx.gap_streak < 2 + ctx.tuning.get("PHANTOM_STOCK", 0):
         return None
     evidence = _base_evidence(s) | {"consecutive_gap_frames": ctx.gap_streak}
     if ctx.last_observation is not None:
@@ -213,7 +216,8 @@ def stockout_risk(ctx: AlertContext, is_open: bool) -> Condition | None:
     # Opens when the stock runs out within the horizon even if demand comes in a quarter below
     # the forecast (a 48-h sum errs by its level, not only by Poisson noise: a projection at
     # the horizon's edge is a coin flip). Hysteresis: resolves a quarter beyond the horizon.
-    if hours > ctx.horizon_hours * (1.25 if is_open else 1.0 - STOCKOUT_DEMAND_MARGIN):
+    horizon = ctx.horizon_hours * lookahead(ctx.tuning.get("STOCKOUT_RISK", 0))
+    if hours > horizon * (1.25 if is_open else 1.0 - STOCKOUT_DEMAND_MARGIN):
         return None
     arriving = sorted(_hours_between(s.ts, o["eta"]) for o in ctx.pending_orders)
     if arriving and arriving[0] + ctx.staff_reaction_hours <= hours:
@@ -317,9 +321,11 @@ class AlertBook:
     frames: list[str] = field(default_factory=list)
     # Orders placed by REORDER alerts, counted as on order until ETA + grace.
     orders: list[dict[str, Any]] = field(default_factory=list)
+    # False-alarm feedback: sensitivity steps by alert type (backroom/feedback.py).
+    tuning: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "open": self.open,
             "last_version": self.last_version,
             "gap_streak": self.gap_streak,
@@ -329,13 +335,17 @@ class AlertBook:
             "frames": self.frames,
             "orders": self.orders,
         }
+        if self.tuning:  # rare: books without feedback stay as they were
+            out["tuning"] = self.tuning
+        return out
 
     def changed_since(self, stored: dict[str, Any]) -> bool:
         """Whether anything but `last_version` and `last_state` (they change with every state)
         differs from the book as stored (`to_dict`'s form)."""
         return (self.open != stored.get("open", {}) or self.gap_streak != stored.get("gap_streak", 0)
                 or self.last_observation != stored.get("last_observation")
-                or self.frames != stored.get("frames", []) or self.orders != stored.get("orders", []))  # fmt: skip
+                or self.frames != stored.get("frames", []) or self.orders != stored.get("orders", [])
+                or self.tuning != stored.get("tuning", {}))  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> AlertBook:
@@ -349,6 +359,7 @@ class AlertBook:
             last_state=data.get("last_state"),
             frames=list(data.get("frames", [])),
             orders=list(data.get("orders", [])),
+            tuning=dict(data.get("tuning", {})),
         )
 
 
@@ -407,6 +418,7 @@ class AlertEngine:
             horizon_hours=self.horizon_hours,
             staff_reaction_hours=self.staff_reaction_hours,
             pending_orders=book.orders,  # the same list: an order placed by REORDER counts at once
+            tuning=book.tuning,
         )
         out: list[Alert] = []
         for type_, rule in self.rules.items():

@@ -99,6 +99,13 @@ TABLES: tuple[Table, ...] = (
         _OFFSET_PK,
     ),
     Table(
+        "alert_feedback", "alerts.feedback",
+        (("event_id", "VARCHAR"), ("ts", "TIMESTAMPTZ"), ("alert_id", "VARCHAR"), ("store_id", "VARCHAR"),
+         ("sku", "VARCHAR"), ("alert_type", "VARCHAR"), ("verdict", "VARCHAR"), ("source", "VARCHAR"),
+         ("by", "VARCHAR"), ("note", "VARCHAR")),
+        ("event_id",),
+    ),
+    Table(
         "dead_letter", "dead-letter",
         (("source_topic", "VARCHAR"), ("partition", "INTEGER"), ("offset", "BIGINT"), ("key", "VARCHAR"),
          ("error", "VARCHAR"), ("raw", "VARCHAR")),

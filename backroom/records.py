@@ -212,6 +212,22 @@ class Alert(Record):
     evidence: dict[str, Any]
 
 
+class AlertFeedback(Record):
+    """A person's verdict on an alert (docs/floor.md): `false_alarm` tunes that store×SKU's
+    threshold for the alert's type one step less sensitive, `undo` takes one step back."""
+
+    event_id: EventId
+    ts: Timestamp  # event time: the alert's world, not the clock of whoever tapped
+    alert_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    store_id: Code
+    sku: Code
+    alert_type: AlertType
+    verdict: Literal["false_alarm", "undo"] = "false_alarm"
+    source: Literal["dashboard", "api", "simulation"] = "api"
+    by: Annotated[str, StringConstraints(max_length=64)] | None = None
+    note: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
 class DeadLetter(Record):
     source_topic: str
     partition: int
@@ -232,6 +248,7 @@ TOPIC_RECORDS: dict[str, type[Record]] = {
     "shelf.observations": ShelfObservation,
     "inventory.state": InventoryState,
     "alerts": Alert,
+    "alerts.feedback": AlertFeedback,
     "dead-letter": DeadLetter,
 }
 COMPACTED_TOPICS = frozenset({"catalog.skus", "catalog.planograms"})

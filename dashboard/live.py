@@ -272,6 +272,18 @@ class LiveView:
         self._dirty_alerts[alert_id] = alert
         return alert
 
+    def mark_feedback(self, alert_id: str, false_alarm: bool) -> dict[str, Any]:
+        """A person said the alert was wrong (or took that back): shown on the page."""
+        alert = self.alerts.get(alert_id)
+        store = self.alerts if alert is not None else self.resolved
+        alert = store.get(alert_id)
+        if alert is None:
+            raise UnknownAlert(f"no alert with id {alert_id}")
+        alert = dict(alert, false_alarm=false_alarm)
+        store[alert_id] = alert
+        self._dirty_alerts[alert_id] = alert
+        return alert
+
     def resolve(self, alert_id: str, by: str = "operator") -> dict[str, Any]:
         """Close an alert on the page. If the worker later updates it, it comes back open."""
         alert = self.alerts.get(alert_id)

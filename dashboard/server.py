@@ -34,6 +34,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from backroom.settings import Settings
+from dashboard.feedback import feedback_router
 from dashboard.hub import CLOSE, Hub
 from dashboard.live import AlertNotOpen, LiveView, UnknownAlert
 
@@ -309,6 +310,8 @@ def create_app(
     @app.post("/api/alerts/{alert_id}/resolve")
     async def resolve(alert_id: str) -> dict[str, Any]:
         return _act(view.resolve, alert_id)
+
+    app.include_router(feedback_router(settings, view, kafka=kafka))  # POST .../false-alarm (dashboard/feedback.py)
 
     @app.get("/api/frame")
     async def frame(uri: str = Query(..., min_length=1, max_length=1024)) -> Response:

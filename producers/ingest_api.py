@@ -7,7 +7,8 @@ Run: `backroom ingest` (serves on 127.0.0.1:<dashboard_port + 1>; docs at /docs)
          -d '{"event_id":"t1-1","ts":"2026-11-27T09:15:00Z","store_id":"S001","sku":"MILK-1L","qty":2}'
 
 Endpoints (single event, or a JSON array of up to `settings.ingest_max_batch` on `/batch`):
-`/api/v1/sales`, `/api/v1/scans`, `/api/v1/frames`, `/api/v1/catalog/skus`, `/api/v1/planograms`.
+`/api/v1/sales`, `/api/v1/scans`, `/api/v1/frames`, `/api/v1/catalog/skus`, `/api/v1/planograms`,
+`/api/v1/alerts/feedback` (false-alarm feedback, docs/floor.md).
 Answers: 202 accepted; 401 without the bearer token when `dashboard_token` is set; 413 over
 `ingest_max_body_bytes`; 422 with one entry per bad field (`loc`, `msg`) for invalid events, and
 for a batch nothing is published unless every event is valid; 503 when Kafka does not take them.
@@ -32,7 +33,16 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from backroom.records import CameraFrame, CatalogSku, Code, Planogram, Record, Sale, Scan
+from backroom.records import (
+    AlertFeedback,
+    CameraFrame,
+    CatalogSku,
+    Code,
+    Planogram,
+    Record,
+    Sale,
+    Scan,
+)
 from backroom.settings import Settings
 
 Publish = Callable[[str, str, bytes], Awaitable[None]]
@@ -63,6 +73,7 @@ _ENDPOINTS: tuple[tuple[str, str, type[Record], Callable[[Any], str]], ...] = (
     ("frames", "camera.frames", CameraFrame, lambda r: f"{r.store_id}:{r.camera_id}"),
     ("catalog/skus", "catalog.skus", CatalogSkuIn, lambda r: f"{r.store_id or '*'}:{r.sku}"),
     ("planograms", "catalog.planograms", Planogram, lambda r: f"{r.store_id}:{r.camera_id}"),
+    ("alerts/feedback", "alerts.feedback", AlertFeedback, lambda r: f"{r.store_id}:{r.sku}"),
 )
 
 

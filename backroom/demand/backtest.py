@@ -46,8 +46,9 @@ import orjson
 
 from backroom.demand.closed_loop import AlertDrivenStaff, BudgetedRounds
 from backroom.demand.forecast import MODELS, Forecaster
+from backroom.feedback import FeedbackTuner
 from backroom.processing import AlertProcessor, InventoryProcessor, RawMessage
-from backroom.records import Sale, Scan, ShelfObservation
+from backroom.records import AlertFeedback, Sale, Scan, ShelfObservation
 from backroom.settings import Settings
 from backroom.simulation import SimConfig, SimSku, StoreSimulator, TruthRow
 from backroom.vision import visible_facings
@@ -91,6 +92,21 @@ class Pipeline:
         self.window = timedelta(minutes=batch_minutes)
         self.offsets: dict[str, int] = defaultdict(int)
         self.listeners: list[Any] = []
+        self.tuner = FeedbackTuner()
+        self.settings = settings
+
+    def feedback(self, value: dict[str, Any]) -> None:
+        """An `alerts.feedback` event: tune that store×SKU's thresholds (backroom/feedback.py)."""
+        fb = AlertFeedback.model_validate(value)
+        if self.tuner.apply(fb) is None:
+            return
+        key = f"{fb.store_id}:{fb.sku}"
+        silent = self.inventory.silent
+        if silent is not None:
+            silent.thresholds[key] = self.tuner.silent_threshold(self.settings.silent_shelf_threshold, key)
+        book = self.alert_table.get(key)
+        if book is not None:
+            self.alert_table[key] = {**book, "tuning": self.tuner.type_steps(key)}
 
     def add(self, topic: str, key: str, ts: datetime, value: bytes) -> None:
         if self.batch_start is not None and ts - self.batch_start >= self.window:
@@ -176,7 +192,8 @@ def camera_view(item: SimSku, ts: datetime, frame: str) -> ShelfObservation:
 
 def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
             reaction_minutes: float, budget: dict[str, int] | None = None,
-            rounds_total: int = 0, camera_minutes: float | None = None) -> RunResult:
+            rounds_total: int = 0, camera_minutes: float | None = None,
+            feedback: bool = False) -> RunResult:  # fmt: skip
     t0 = time.perf_counter()
     sim = StoreSimulator(config)
     result = RunResult(sim)
@@ -184,7 +201,8 @@ def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
     warm_end = config.start + timedelta(days=warmup_days)
     staff: AlertDrivenStaff | BudgetedRounds
     if arm == "alert_driven":
-        staff = AlertDrivenStaff(reaction_minutes, before=warm_end, flush=pipe.flush)
+        staff = AlertDrivenStaff(reaction_minutes, before=warm_end, flush=pipe.flush,
+                                 feedback=pipe.feedback if feedback else None)  # fmt: skip
         pipe.listeners.append(staff.on_alert)
     else:
         staff = BudgetedRounds(sim.items, budget or {}, rounds_total, before=warm_end)
@@ -631,6 +649,21 @@ def backtest(days: float = 14, stores: int = 3, skus: int = 20, seed: int = 7,
     }
     if settings.silent_shelf:
         out["config"]["silent_shelf_threshold"] = settings.silent_shelf_threshold
+        # The alert-driven run again, with staff telling Backroom when a check found stock.
+        fb_run = run_arm(config, settings, "alert_driven", warmup_days, reaction_minutes,
+                         camera_minutes=camera_minutes, feedback=True)  # fmt: skip
+        truth_f = Truth(fb_run.sim.truth, fb_run.sales)
+        before = out["alerts_closed_loop"]
+        after = score_alerts(fb_run, truth_f, start, end, settings.horizon_hours, detect)
+        staff = fb_run.sim.staff
+        out["feedback"] = {
+            "false_alarms_reported": getattr(staff, "false_alarms", 0),
+            "detection_precision": {"before": before["detection_precision"], "after": after["detection_precision"]},
+            "detections": {"before": before["detections_judged"], "after": after["detections_judged"]},
+            "recall_with_detection": {"before": before["recall_with_detection"],
+                                      "after": after["recall_with_detection"]},
+            "osa": {"before": round(osa_a, 4), "after": round(osa(fb_run, start, end)[0], 4)},
+        }
     if settings.alert_budget:
         out["alert_budget"] = score_budget(alert_run, start, end, settings.alert_budget)
     if plots is not None:

@@ -296,7 +296,7 @@
     const li = el("li", {
       class: `alert sev-${a.severity} ${a.status}` + (a.acked ? " acked" : ""),
       "data-alert-id": a.alert_id, "data-type": a.type, "data-status": a.status, "data-sku": a.sku,
-      "data-store": a.store_id, tabIndex: 0, title: a.message || "",
+      "data-store": a.store_id, "data-false-alarm": a.false_alarm ? "1" : "0", tabIndex: 0, title: a.message || "",
     });
     li.append(
       el("div", { class: "row1" },
@@ -306,9 +306,10 @@
         el("span", { class: "age", text: fmtAge(age), title: "age in event time since it opened" })),
       el("div", { class: "action", text: a.action || "" }),
       el("div", { class: "row2" },
-        el("span", { class: "status", text: a.status + (a.acked ? " · acked" : "") + (a.resolved_by === "operator" ? " by operator" : "") }),
+        el("span", { class: "status", text: a.status + (a.acked ? " · acked" : "") + (a.resolved_by === "operator" ? " by operator" : "") + (a.false_alarm ? " · false alarm reported" : "") }),
         a.status === "resolved" ? "" : el("button", { class: "ack", text: a.acked ? "acked" : "ack", disabled: !!a.acked, "data-act": "ack" }),
         a.status === "resolved" ? "" : el("button", { class: "resolve", text: "resolve", "data-act": "resolve" }),
+        a.status === "resolved" || a.false_alarm ? "" : el("button", { class: "false-alarm", text: "false alarm", title: "this alert was wrong: tell Backroom (tunes this SKU's threshold)", "data-act": "false-alarm" }),
         el("span", { class: "lost", text: lostText(a) })),
     );
     return li;
