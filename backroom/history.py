@@ -99,6 +99,11 @@ TABLES: tuple[Table, ...] = (
         _OFFSET_PK,
     ),
     Table(
+        "stores", "catalog.stores",
+        (("store_id", "VARCHAR"), ("name", "VARCHAR"), ("transfer_hours", "JSON")),
+        _OFFSET_PK,
+    ),
+    Table(
         "alert_feedback", "alerts.feedback",
         (("event_id", "VARCHAR"), ("ts", "TIMESTAMPTZ"), ("alert_id", "VARCHAR"), ("store_id", "VARCHAR"),
          ("sku", "VARCHAR"), ("alert_type", "VARCHAR"), ("verdict", "VARCHAR"), ("source", "VARCHAR"),

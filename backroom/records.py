@@ -212,6 +212,15 @@ class Alert(Record):
     evidence: dict[str, Any]
 
 
+class StoreInfo(Record):
+    """`catalog.stores` (compacted, keyed store_id; docs/floor.md): a store and the hours a
+    transfer takes from it to each store it can send to (symmetric unless the other says)."""
+
+    store_id: Code
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    transfer_hours: dict[Code, Annotated[float, Field(ge=0, le=24 * 30)]] = Field(default_factory=dict)
+
+
 class AlertFeedback(Record):
     """A person's verdict on an alert (docs/floor.md): `false_alarm` tunes that store×SKU's
     threshold for the alert's type one step less sensitive, `undo` takes one step back."""
@@ -242,6 +251,7 @@ class DeadLetter(Record):
 TOPIC_RECORDS: dict[str, type[Record]] = {
     "catalog.skus": CatalogSku,
     "catalog.planograms": Planogram,
+    "catalog.stores": StoreInfo,
     "pos.sales": Sale,
     "backroom.scans": Scan,
     "camera.frames": CameraFrame,
@@ -251,7 +261,7 @@ TOPIC_RECORDS: dict[str, type[Record]] = {
     "alerts.feedback": AlertFeedback,
     "dead-letter": DeadLetter,
 }
-COMPACTED_TOPICS = frozenset({"catalog.skus", "catalog.planograms"})
+COMPACTED_TOPICS = frozenset({"catalog.skus", "catalog.planograms", "catalog.stores"})
 
 
 def sku_key(store_id: str, sku: str) -> str:

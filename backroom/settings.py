@@ -96,6 +96,11 @@ class Settings(BaseSettings):
         description="per store, the dashboard's feed shows this many open alerts, most costly (expected "
         "lost sales) first; the rest go to a 'more' list (unset: all in the feed)",
     )
+    transfers: bool = Field(
+        default=False,
+        description="TRANSFER suggestions: a store running out before its supplier delivers gets "
+        "another store's stock above its 48 h need (transfer times from catalog.stores)",
+    )
     silent_shelf_threshold: float = Field(
         default=1e-4, gt=0, lt=1,
         description="CHECK_SHELF opens when P(no sale since the last one) under the forecast falls below this",

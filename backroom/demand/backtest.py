@@ -51,12 +51,14 @@ from backroom.processing import AlertProcessor, InventoryProcessor, RawMessage
 from backroom.records import AlertFeedback, Sale, Scan, ShelfObservation
 from backroom.settings import Settings
 from backroom.simulation import SimConfig, SimSku, StoreSimulator, TruthRow
+from backroom.transfers import StoreNetwork, TransferDesk, TransferPlanner
 from backroom.vision import visible_facings
 
 WARNING_TYPES = ("RESTOCK_SHELF", "STOCKOUT_RISK")
 CAMERA_TOPIC = "shelf.observations"
 CAMERA_HOURS = (7, 23)  # the simulated store's open hours: views of a closed store change nothing
 RECALL_GRACE = timedelta(minutes=15)
+SIM_TRANSFER_HOURS = 4.0  # the simulated stores are this far apart (catalog.stores in a real chain)
 
 
 @dataclass
@@ -74,6 +76,8 @@ class RunResult:
     events: int = 0
     orders: int = 0
     placed: set[str] = field(default_factory=set)  # alert ids of the orders the buyer placed
+    transfers: int = 0  # TRANSFER alerts acted on, and the units sent
+    transferred: int = 0
     seconds: float = 0.0
 
 
@@ -94,6 +98,31 @@ class Pipeline:
         self.listeners: list[Any] = []
         self.tuner = FeedbackTuner()
         self.settings = settings
+        # Cross-store transfers (BACKROOM_TRANSFERS): every store SIM_TRANSFER_HOURS from the others.
+        self.desk: TransferDesk | None = None
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.last_ts: datetime | None = None
+        self.next_check: datetime | None = None
+
+    def enable_transfers(self, stores: list[str], hours: float) -> None:
+        network = StoreNetwork.from_records(
+            {"store_id": a, "transfer_hours": {b: hours for b in stores if b != a}} for a in stores)
+        self.desk = TransferDesk(TransferPlanner(network, default_lead_hours=self.settings.default_lead_time_hours))
+
+    def _transfers(self) -> None:
+        """Hourly on event time: the desk looks at the latest state of every store×SKU."""
+        now = self.last_ts
+        if self.desk is None or now is None or (self.next_check is not None and now < self.next_check):
+            return
+        self.next_check = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        states = []
+        for key, st in self.latest.items():
+            book = self.alert_table.get(key) or {}
+            etas = [(datetime.fromisoformat(o["eta"]) - now).total_seconds() / 3600 for o in book.get("orders", [])]
+            etas = [e for e in etas if e > 0]
+            states.append(st | {"supplier_eta_hours": min(etas)} if etas else st)
+        for alert in self.desk.evaluate(states, now):
+            self._emit(alert.to_dict())
 
     def feedback(self, value: dict[str, Any]) -> None:
         """An `alerts.feedback` event: tune that store×SKU's thresholds (backroom/feedback.py)."""
@@ -113,6 +142,7 @@ class Pipeline:
             self.flush()
         if self.batch_start is None:
             self.batch_start = ts
+        self.last_ts = ts
         self.offsets[topic] += 1
         self.batch.append(RawMessage(topic, 0, self.offsets[topic], key.encode(), value))
 
@@ -139,6 +169,9 @@ class Pipeline:
             for alert in res.alerts:  # CHECK_SHELF, from the inventory worker's silent-shelf watch
                 self._emit(alert.to_dict())
         state_msgs = []
+        if self.desk is not None:
+            for st in published:
+                self.latest[f"{st.store_id}:{st.sku}"] = st.to_dict()
         for st in published:
             self.offsets["inventory.state"] += 1
             key = f"{st.store_id}:{st.sku}"
@@ -149,6 +182,7 @@ class Pipeline:
             self.alert_table.update(ares.books)
             for alert in ares.alerts:
                 self._emit(alert.to_dict())
+        self._transfers()
 
     def _emit(self, a: dict[str, Any]) -> None:
         self.result.alerts.append(a)
@@ -193,7 +227,7 @@ def camera_view(item: SimSku, ts: datetime, frame: str) -> ShelfObservation:
 def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
             reaction_minutes: float, budget: dict[str, int] | None = None,
             rounds_total: int = 0, camera_minutes: float | None = None,
-            feedback: bool = False) -> RunResult:  # fmt: skip
+            feedback: bool = False, transfers: bool = False) -> RunResult:  # fmt: skip
     t0 = time.perf_counter()
     sim = StoreSimulator(config)
     result = RunResult(sim)
@@ -216,6 +250,19 @@ def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
             result.placed.add(alert["alert_id"])
 
     pipe.listeners.append(buyer)
+    if transfers:
+        pipe.enable_transfers(sorted({it.store_id for it in sim.items}), SIM_TRANSFER_HOURS)
+
+        def dispatcher(alert: dict[str, Any]) -> None:
+            ts = datetime.fromisoformat(alert["ts"])
+            if alert["type"] == "TRANSFER" and alert["status"] == "open" and ts >= warm_end:
+                ev = alert["evidence"]
+                sent = sim.transfer(f"{ev['from_store']}:{alert['sku']}", f"{ev['to_store']}:{alert['sku']}",
+                                    int(ev["qty"]), ts, float(ev["transfer_hours"]))  # fmt: skip
+                result.transfers += 1 if sent else 0
+                result.transferred += sent
+
+        pipe.listeners.append(dispatcher)
     every = timedelta(minutes=camera_minutes or 0)
     next_view = config.start + every if camera_minutes else None
     views = 0
@@ -233,6 +280,8 @@ def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
             pipe.flush()
             sim.auto_orders = False  # from here on, orders come from REORDER alerts
             hand_over(pipe.alert_table)
+            if pipe.desk is not None:
+                pipe.desk.open.clear()  # warm-up suggestions were never acted on: suggest afresh
         if ev.topic == "catalog.skus":
             pipe.catalog[ev.key] = ev.record.to_dict()
             continue
@@ -663,6 +712,16 @@ def backtest(days: float = 14, stores: int = 3, skus: int = 20, seed: int = 7,
             "recall_with_detection": {"before": before["recall_with_detection"],
                                       "after": after["recall_with_detection"]},
             "osa": {"before": round(osa_a, 4), "after": round(osa(fb_run, start, end)[0], 4)},
+        }
+    if settings.transfers:
+        tr_run = run_arm(config, settings, "alert_driven", warmup_days, reaction_minutes,
+                         camera_minutes=camera_minutes, transfers=True)  # fmt: skip
+        out["transfers"] = {
+            "transfer_hours": SIM_TRANSFER_HOURS,
+            "lost_sales": {"without": _lost(alert_run, start), "with": _lost(tr_run, start)},
+            "transfers": tr_run.transfers, "units": tr_run.transferred,
+            "suggested": sum(1 for a in tr_run.alerts if a["type"] == "TRANSFER" and a["status"] == "open"),
+            "osa": {"without": round(osa_a, 4), "with": round(osa(tr_run, start, end)[0], 4)},
         }
     if settings.alert_budget:
         out["alert_budget"] = score_budget(alert_run, start, end, settings.alert_budget)
