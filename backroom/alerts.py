@@ -323,6 +323,7 @@ class AlertBook:
     orders: list[dict[str, Any]] = field(default_factory=list)
     # False-alarm feedback: sensitivity steps by alert type (backroom/feedback.py).
     tuning: dict[str, int] = field(default_factory=dict)
+    feedback_ids: list[str] = field(default_factory=list)  # the last feedback events applied
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -337,6 +338,8 @@ class AlertBook:
         }
         if self.tuning:  # rare: books without feedback stay as they were
             out["tuning"] = self.tuning
+        if self.feedback_ids:
+            out["feedback_ids"] = self.feedback_ids
         return out
 
     def changed_since(self, stored: dict[str, Any]) -> bool:
@@ -345,7 +348,8 @@ class AlertBook:
         return (self.open != stored.get("open", {}) or self.gap_streak != stored.get("gap_streak", 0)
                 or self.last_observation != stored.get("last_observation")
                 or self.frames != stored.get("frames", []) or self.orders != stored.get("orders", [])
-                or self.tuning != stored.get("tuning", {}))  # fmt: skip
+                or self.tuning != stored.get("tuning", {})
+                or self.feedback_ids != stored.get("feedback_ids", []))  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> AlertBook:
@@ -360,6 +364,7 @@ class AlertBook:
             frames=list(data.get("frames", [])),
             orders=list(data.get("orders", [])),
             tuning=dict(data.get("tuning", {})),
+            feedback_ids=list(data.get("feedback_ids", [])),
         )
 
 
