@@ -10,9 +10,9 @@ Tests: `pytest tests/unit/test_transfers.py`; docs/floor.md. Plain logic: no Kaf
 - `catalog.stores` (a compacted topic, contract addition) says how many hours a transfer takes
   between two stores (`transfer_hours`, per destination; symmetric when only one side says).
   Stores with no entry for each other do not transfer.
-- A store *needs* a transfer for a SKU when its stock (shelf + backroom) runs out
-  (`hours_to_stockout`) before the supplier can deliver: the lead time (or
-  `supplier_eta_hours`, when an order is on its way) — and a transfer would arrive first.
+- A store *needs* a transfer for a SKU when an order is on its way (`supplier_eta_hours`) and
+  its stock (shelf + backroom) runs out (`hours_to_stockout`) before it lands — and a transfer
+  would arrive first. Without an order on its way it is an ordering matter (REORDER).
 - A store can *give* what it holds above its own need over `need_hours` (48 h at its mean
   forecast rate: its lead-time demand over its lead time, else `demand_per_hour`), or over its
   own lead time when that is longer, plus its safety stock and its shelf minimum.
@@ -77,10 +77,9 @@ def _f(state: Mapping[str, Any], name: str, default: float = 0.0) -> float:
 
 
 class TransferPlanner:
-    def __init__(self, network: StoreNetwork, need_hours: float = 48.0, default_lead_hours: float = 48.0) -> None:
+    def __init__(self, network: StoreNetwork, need_hours: float = 48.0) -> None:
         self.network = network
         self.need_hours = need_hours
-        self.default_lead_hours = default_lead_hours
 
     def spare(self, state: Mapping[str, Any]) -> int:
         """Units a store can give: stock above its own need over `need_hours` (or over its own
@@ -112,7 +111,11 @@ class TransferPlanner:
             return None
         runs_out = float(runs_out)
         supplier = recv.get("supplier_eta_hours")
-        supplier_in = float(supplier) if supplier is not None else _f(recv, "lead_time_hours", self.default_lead_hours)
+        if supplier is None:
+            # No order on its way: ordering is REORDER's (and OUT_OF_STOCK's) call. A transfer
+            # instead of an order only delays the order (seed 22: lost sales 54 -> 69).
+            return None
+        supplier_in = float(supplier)
         if runs_out >= supplier_in:
             return None  # the supplier is there first
         lead, ltd = recv.get("lead_time_hours"), recv.get("lead_time_demand")

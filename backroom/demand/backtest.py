@@ -107,7 +107,7 @@ class Pipeline:
     def enable_transfers(self, stores: list[str], hours: float) -> None:
         network = StoreNetwork.from_records(
             {"store_id": a, "transfer_hours": {b: hours for b in stores if b != a}} for a in stores)
-        self.desk = TransferDesk(TransferPlanner(network, default_lead_hours=self.settings.default_lead_time_hours))
+        self.desk = TransferDesk(TransferPlanner(network))
 
     def _transfers(self) -> None:
         """Hourly on event time: the desk looks at the latest state of every store×SKU."""

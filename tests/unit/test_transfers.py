@@ -21,7 +21,8 @@ NET = StoreNetwork.from_records([
 
 def st(store: str, shelf: int, back: int, rate: float, stockout: float | None, **kw: Any) -> dict[str, Any]:
     return {"store_id": store, "sku": "A", "shelf_qty": shelf, "backroom_qty": back, "demand_per_hour": rate,
-            "hours_to_stockout": stockout, "min_shelf_qty": 2, "lead_time_hours": 48.0, **kw}  # fmt: skip
+            "hours_to_stockout": stockout, "min_shelf_qty": 2, "lead_time_hours": 48.0,
+            "supplier_eta_hours": 48.0, **kw}  # fmt: skip
 
 
 def test_network_is_symmetric_unless_a_store_says_otherwise() -> None:
@@ -47,6 +48,8 @@ def test_no_transfer_when_the_supplier_is_first_or_nobody_can_spare() -> None:
     assert planner.suggest([st("S1", 4, 6, 1.0, 10.0), st("S2", 30, 10, 1.0, 40.0)]) == []  # S2 needs its 40
     # An order already on its way lands in 8 h, before the stockout: nothing to do.
     assert planner.suggest([st("S1", 4, 6, 1.0, 10.0, supplier_eta_hours=8.0), st("S2", 90, 90, 1.0, 180.0)]) == []
+    # No order on its way: that is REORDER's call, not a transfer's.
+    assert planner.suggest([st("S1", 4, 6, 1.0, 10.0, supplier_eta_hours=None), st("S2", 90, 90, 1.0, 180.0)]) == []
     # Stores with no transfer time between them never transfer.
     assert planner.suggest([st("S2", 4, 6, 1.0, 10.0), st("S3", 90, 90, 1.0, 180.0)]) == []
 
