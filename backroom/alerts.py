@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from backroom.budget import expected_lost
 from backroom.demand.reorder import band_k, order_quantity
+from backroom.feedback import lookahead
 from backroom.records import Alert, AlertType, InventoryState, Severity, validated
 from backroom.records import shelf_estimate as _shelf_estimate
 
@@ -52,6 +54,8 @@ class AlertContext:
     staff_reaction_hours: float = 2.0
     # Orders placed by REORDER alerts and not yet due: [{"qty", "eta", "alert_id"}].
     pending_orders: list[dict[str, Any]] = field(default_factory=list)
+    # False-alarm feedback: sensitivity steps by alert type (backroom/feedback.py).
+    tuning: dict[str, int] = field(default_factory=dict)
 
 
 Rule = Callable[[AlertContext, bool], Condition | None]
@@ -129,7 +133,7 @@ def restock_shelf(ctx: AlertContext, is_open: bool) -> Condition | None:
     # projection (which says "2 h" when a busy hour empties the shelf in one) but on its upper
     # band: the shelf is at or below the demand over the reaction time plus z·sigma, a dynamic
     # shelf minimum. Once open it holds until that is clearly past (hysteresis).
-    reaction = ctx.staff_reaction_hours * (1.5 if is_open else 1.0)
+    reaction = ctx.staff_reaction_hours * (1.5 if is_open else 1.0) * lookahead(ctx.tuning.get("RESTOCK_SHELF", 0))
     dynamic_min = dynamic_shelf_min(s, reaction)
     # A fast mover whose full shelf is within that band (it empties before staff could come
     # back even when full, records drifting above capacity included) keeps its alert open: a
@@ -173,7 +177,7 @@ def restock_shelf(ctx: AlertContext, is_open: bool) -> Condition | None:
 def phantom_stock(ctx: AlertContext, is_open: bool) -> Condition | None:
     s = ctx.state
     # Records must say there is stock on the shelf while the camera keeps seeing a gap.
-    if s.shelf_qty <= 0 or ctx.gap_streak < 2:
+    if s.shelf_qty <= 0 or ctx.gap_streak < 2 + ctx.tuning.get("PHANTOM_STOCK", 0):
         return None
     evidence = _base_evidence(s) | {"consecutive_gap_frames": ctx.gap_streak}
     if ctx.last_observation is not None:
@@ -214,7 +218,8 @@ def stockout_risk(ctx: AlertContext, is_open: bool) -> Condition | None:
     # Opens when the stock runs out within the horizon even if demand comes in a quarter below
     # the forecast (a 48-h sum errs by its level, not only by Poisson noise: a projection at
     # the horizon's edge is a coin flip). Hysteresis: resolves a quarter beyond the horizon.
-    if hours > ctx.horizon_hours * (1.25 if is_open else 1.0 - STOCKOUT_DEMAND_MARGIN):
+    horizon = ctx.horizon_hours * lookahead(ctx.tuning.get("STOCKOUT_RISK", 0))
+    if hours > horizon * (1.25 if is_open else 1.0 - STOCKOUT_DEMAND_MARGIN):
         return None
     arriving = sorted(_hours_between(s.ts, o["eta"]) for o in ctx.pending_orders)
     if arriving and arriving[0] + ctx.staff_reaction_hours <= hours:
@@ -318,9 +323,12 @@ class AlertBook:
     frames: list[str] = field(default_factory=list)
     # Orders placed by REORDER alerts, counted as on order until ETA + grace.
     orders: list[dict[str, Any]] = field(default_factory=list)
+    # False-alarm feedback: sensitivity steps by alert type (backroom/feedback.py).
+    tuning: dict[str, int] = field(default_factory=dict)
+    feedback_ids: list[str] = field(default_factory=list)  # the last feedback events applied
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "open": self.open,
             "last_version": self.last_version,
             "gap_streak": self.gap_streak,
@@ -330,13 +338,20 @@ class AlertBook:
             "frames": self.frames,
             "orders": self.orders,
         }
+        if self.tuning:  # rare: books without feedback stay as they were
+            out["tuning"] = self.tuning
+        if self.feedback_ids:
+            out["feedback_ids"] = self.feedback_ids
+        return out
 
     def changed_since(self, stored: dict[str, Any]) -> bool:
         """Whether anything but `last_version` and `last_state` (they change with every state)
         differs from the book as stored (`to_dict`'s form)."""
         return (self.open != stored.get("open", {}) or self.gap_streak != stored.get("gap_streak", 0)
                 or self.last_observation != stored.get("last_observation")
-                or self.frames != stored.get("frames", []) or self.orders != stored.get("orders", []))
+                or self.frames != stored.get("frames", []) or self.orders != stored.get("orders", [])
+                or self.tuning != stored.get("tuning", {})
+                or self.feedback_ids != stored.get("feedback_ids", []))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> AlertBook:
@@ -350,6 +365,8 @@ class AlertBook:
             last_state=data.get("last_state"),
             frames=list(data.get("frames", [])),
             orders=list(data.get("orders", [])),
+            tuning=dict(data.get("tuning", {})),
+            feedback_ids=list(data.get("feedback_ids", [])),
         )
 
 
@@ -360,11 +377,13 @@ def alert_id(store_id: str, sku: str, type_: str, opened_ts: str) -> str:
 
 class AlertEngine:
     def __init__(self, rules: dict[AlertType, Rule] | None = None, horizon_hours: float = 48.0,
-                 staff_reaction_hours: float = 2.0, order_grace_hours: float = 2.0) -> None:
+                 staff_reaction_hours: float = 2.0, order_grace_hours: float = 2.0,
+                 default_lead_hours: float = 48.0) -> None:  # fmt: skip
         self.rules = dict(DEFAULT_RULES if rules is None else rules)
         self.horizon_hours = horizon_hours
         self.staff_reaction_hours = staff_reaction_hours
         self.order_grace_hours = order_grace_hours
+        self.default_lead_hours = default_lead_hours
 
     def on_state(self, book: AlertBook, state: InventoryState) -> list[Alert]:
         """Evaluate every rule on a new state; returns the lifecycle events to publish.
@@ -406,6 +425,7 @@ class AlertEngine:
             horizon_hours=self.horizon_hours,
             staff_reaction_hours=self.staff_reaction_hours,
             pending_orders=book.orders,  # the same list: an order placed by REORDER counts at once
+            tuning=book.tuning,
         )
         out: list[Alert] = []
         for type_, rule in self.rules.items():
@@ -427,15 +447,21 @@ class AlertEngine:
                     eta = state.ts + timedelta(hours=float(state.lead_time_hours or 0.0))
                     book.orders.append({"qty": cond.order_qty, "eta": eta.isoformat(), "alert_id": aid})
                 out.append(self._alert(state, type_, aid, "open", cond.severity, cond.message,
-                                       cond.action, cond.evidence))
+                                       cond.action, self._costed(type_, state, cond.evidence)))
             elif cond.severity != current["severity"] or cond.action_key != current["action_key"]:
                 # A new dict, not an update in place: the stored book shares these dicts, and
                 # an in-place change would not show as a change, so the book would not be written.
                 book.open[type_] = {**current, "severity": cond.severity, "message": cond.message,
                                     "action_key": cond.action_key}
                 out.append(self._alert(state, type_, current["alert_id"], "update", cond.severity,
-                                       cond.message, cond.action, cond.evidence))
+                                       cond.message, cond.action, self._costed(type_, state, cond.evidence)))
         return out
+
+    def _costed(self, type_: str, state: InventoryState, evidence: dict[str, Any]) -> dict[str, Any]:
+        """The evidence plus `expected_lost` (units and value if nobody acts; backroom/budget.py)."""
+        lost = expected_lost(type_, state.__dict__, reaction_hours=self.staff_reaction_hours,
+                             default_lead_hours=self.default_lead_hours, evidence=evidence)  # fmt: skip
+        return evidence | {"expected_lost": lost}
 
     @staticmethod
     def _alert(state: InventoryState, type_: str, aid: str, status: str, severity: str, message: str,

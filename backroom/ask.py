@@ -37,7 +37,7 @@ DEFAULT_LIMIT = 50
 QUERY_TIMEOUT_S = 10.0
 
 INTENTS: dict[str, str] = {
-    "restock_today": "what to move from backroom to shelf today",
+    "restock_today": "today's restock plan: shelf moves, items to order or expedite, items at risk later today",
     "at_risk": "SKUs projected to run out within a horizon (default 48 h)",
     "reorder_list": "open REORDER alerts with the quantity to order",
     "phantom_stock": "open PHANTOM_STOCK alerts: records say stock, the camera sees a gap",
@@ -46,6 +46,9 @@ INTENTS: dict[str, str] = {
     "top_sellers": "units sold per SKU over a period (today by default)",
     "out_of_stock": "SKUs out of stock now (shelf and backroom empty, or empty shelves)",
     "open_alerts": "open alerts, optionally of one type",
+    "check_shelf": "open CHECK_SHELF alerts: a selling SKU has gone improbably quiet while records say stock",
+    "transfers": "open TRANSFER suggestions: move stock from another store before the supplier order lands",
+    "lost_sales": "expected lost sales (units and value) from empty shelves over a period (today by default)",
     "help": "what can be asked",
 }
 
@@ -58,6 +61,9 @@ EXAMPLES = (
     "How is MILK-1L doing?",
     "What sold most this week?",
     "What is out of stock now?",
+    "What did we lose yesterday?",
+    "How is MILK-1L doing in store S001?",
+    "Any shelves to check?",
 )
 
 
@@ -74,6 +80,9 @@ class Answer:
     source: str = "rules"  # rules | llm | none
     ok: bool = True
     notes: list[str] = field(default_factory=list)
+    # Several-part answers (the restock plan): one dict per part with name, title, sql, params,
+    # columns, rows, text. The top-level sql/rows are the first part's.
+    parts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(_jsonable(asdict(self)))
@@ -82,6 +91,7 @@ class Answer:
         """Rows and params as JSON-ready values (ISO timestamps), for the CLI and the API alike."""
         self.rows = _jsonable(self.rows)
         self.params = _jsonable(self.params)
+        self.parts = _jsonable(self.parts)
         return self
 
 
@@ -112,6 +122,17 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern, re.IGNORECASE))
     for name, pattern in (
         ("help", r"^\s*(help|\?|what can (i|you) ask|what can you (do|answer)|examples?)\s*\??\s*$"),
+        (
+            "lost_sales",
+            r"\b(lose|lost|losing|loss|losses)\b|\bmissed\s+(sales|revenue)\b|\bcost\s+(us|me)\b"
+            r"|\bsales\s+(we\s+)?missed\b",
+        ),
+        (
+            "check_shelf",
+            r"\bcheck[\s_-]+(the\s+)?shel(f|ves)\b|\bsilent\b|\bquiet\b|\b(stopped|not|isn'?t|aren'?t)\s+sell"
+            r"|\bno\s+sales\s+(since|for|in)\b|\bshel(f|ves)\s+to\s+check\b",
+        ),
+        ("transfers", r"\btransfers?\b|\bfrom\s+another\s+store\b|\bbetween\s+stores\b|\bborrow\b"),
         (
             "phantom_stock",
             r"\bphantom\b|\bghost\b|\brecount|\brecords?\s+(say|show|claim)|\bsystem\s+(says|shows)"
@@ -153,13 +174,16 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "sku_status",
             r"\bstatus\b|\bhow\s+(is|are|many|much)\b|\bstock\s+levels?\b|\bon\s+hand\b|\bdoing\b"
-            r"|\bwhat\s+about\b|\blevels?\b|\binventory\s+(of|for)\b|\bdetails?\b|\bdo\s+we\s+have\b",
+            r"|\bwhat\s+about\b|\blevels?\b|\binventory\s+(of|for)\b|\bdetails?\b|\bdo\s+we\s+have\b"
+            r"|\bhow'?s\b|\bwhat'?s\s+(up|going\s+on)\s+with\b|\bwhere\s+(are|do)\s+we\s+stand\b|\bcheck\s+on\b",
         ),
         ("open_alerts", r"\balerts?\b|\balarms?\b|\bwarnings?\b|\bissues?\b|\bproblems?\b"),
     )
 )
 
 _ALERT_WORDS = (
+    ("CHECK_SHELF", r"check[\s_-]+(the\s+)?shel|silent|quiet"),
+    ("TRANSFER", r"transfer"),
     ("PHANTOM_STOCK", r"phantom|ghost"),
     ("REORDER", r"re-?order"),
     ("RESTOCK_SHELF", r"restock|refill|replenish"),
@@ -174,6 +198,8 @@ _HORIZON = re.compile(
     re.IGNORECASE,
 )
 _TOP_N = re.compile(r"\b(?:top|best|first)\s+(\d{1,3})\b|\b(\d{1,3})\s+(?:best|top|most)\b", re.IGNORECASE)
+_STORE_CODE = re.compile(r"[Ss]\d{1,4}")
+_SKU_CODE = re.compile(r"[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+")
 _ISO_DATE = re.compile(r"\b(20\d\d-\d\d-\d\d)\b")
 _LAST_DAYS = re.compile(r"\b(?:last|past)\s+(\d{1,3})\s+days?\b", re.IGNORECASE)
 
@@ -233,11 +259,20 @@ def extract_slots(question: str, vocab: Vocabulary, default_horizon: float) -> d
             num = _digits(tok)
             matches = [s for s in vocab.stores if num and _digits(s) == num]
             slots["store"] = matches[0] if len(matches) == 1 else tok
+        elif "store" not in slots and _STORE_CODE.fullmatch(tok) and t not in skus:
+            # "S1", "at S1", "S01": the known store with that number (S001), else the code as given.
+            num = _digits(tok)
+            matches = [s for s in vocab.stores if _digits(s) == num and s[:1].lower() == t[:1]]
+            slots["store"] = matches[0] if len(matches) == 1 else tok.upper()
         elif "sku" not in slots and t in skus:
             slots["sku"] = skus[t]
         elif "sku" not in slots and prev in ("sku", "item", "article", "product") and re.fullmatch(
             r"[A-Za-z0-9_.\-]{1,64}", tok or "-"
         ) and any(c.isdigit() for c in tok):
+            slots["sku"] = tok
+        elif "sku" not in slots and _SKU_CODE.fullmatch(tok) and any(c.isdigit() for c in tok):
+            # A SKU code the history has not seen yet ("SKU-0042"): answer "no state" for it
+            # rather than "I can't answer that".
             slots["sku"] = tok
     for cat in sorted(vocab.categories, key=len, reverse=True):
         c = cat.lower()
@@ -307,6 +342,7 @@ _INTENT_SLOTS: dict[str, tuple[str, ...]] = {
     "at_risk": ("horizon_hours",),
     "worst_stores": ("horizon_hours",),
     "top_sellers": ("period", "date", "days"),
+    "lost_sales": ("period", "date", "days"),
     "out_of_stock": ("scope",),
     "open_alerts": ("alert_type",),
 }
@@ -319,6 +355,10 @@ def _relevant(intent: str, slots: dict[str, Any]) -> dict[str, Any]:
         out["alert_type"] = "REORDER"
     elif intent == "phantom_stock":
         out["alert_type"] = "PHANTOM_STOCK"
+    elif intent == "check_shelf":
+        out["alert_type"] = "CHECK_SHELF"
+    elif intent == "transfers":
+        out["alert_type"] = "TRANSFER"
     return out
 
 
@@ -349,6 +389,10 @@ _SEVERITY_RANK = (
     + ", ".join(f"'{s}'" for s in sorted(SEVERITY_RANK, key=SEVERITY_RANK.__getitem__, reverse=True))
     + "], {col})"
 )
+_ALERT_INTENTS: dict[str, str | None] = {
+    "reorder_list": "REORDER", "phantom_stock": "PHANTOM_STOCK", "check_shelf": "CHECK_SHELF",
+    "transfers": "TRANSFER", "open_alerts": None,
+}
 
 
 def _filters(slots: dict[str, Any], alias: str, params: dict[str, Any], *, category_via: str | None = None) -> str:
@@ -400,10 +444,101 @@ def _as_of(con: duckdb.DuckDBPyConnection) -> datetime | None:
     return row[0] if row else None
 
 
+def _order_sql(slots: dict[str, Any], base: dict[str, Any], default_lead: float) -> tuple[str, dict[str, Any]]:
+    """Items to order or expedite: out of stock now, an open REORDER, or the whole store runs out
+    before an order placed now would arrive (the catalog lead time, store row before '*')."""
+    params: dict[str, Any] = {"limit": base["limit"], "default_lead": float(default_lead)}
+    lead = "coalesce(cs.lead_time_hours, cw.lead_time_hours, $default_lead)"
+    sql = f"""SELECT i.store_id, i.sku, i.category, i.shelf_qty, i.backroom_qty,
+       coalesce(i.on_order, 0) AS on_order, round(i.hours_to_stockout, 1) AS hours_to_stockout,
+       {lead} AS lead_time_hours,
+       CASE WHEN coalesce(i.on_order, 0) > 0 THEN 'expedite' ELSE 'order' END AS todo,
+       CASE WHEN i.shelf_qty + i.backroom_qty <= 0 OR oos.alert_id IS NOT NULL THEN 'out of stock'
+            WHEN i.hours_to_stockout <= {lead} THEN 'runs out before the next delivery'
+            ELSE 'open reorder alert' END AS reason,
+       r.action AS alert_action
+FROM inventory_latest i
+LEFT JOIN catalog_latest cs ON cs.store_id = i.store_id AND cs.sku = i.sku
+LEFT JOIN catalog_latest cw ON cw.store_id = '*' AND cw.sku = i.sku
+LEFT JOIN (SELECT store_id, sku, min(alert_id) AS alert_id FROM open_alerts
+           WHERE type = 'OUT_OF_STOCK' GROUP BY store_id, sku) oos
+  ON oos.store_id = i.store_id AND oos.sku = i.sku
+LEFT JOIN (SELECT store_id, sku, min(alert_id) AS alert_id, min(action) AS action FROM open_alerts
+           WHERE type = 'REORDER' GROUP BY store_id, sku) r
+  ON r.store_id = i.store_id AND r.sku = i.sku
+WHERE (i.shelf_qty + i.backroom_qty <= 0 OR oos.alert_id IS NOT NULL OR r.alert_id IS NOT NULL
+       OR i.hours_to_stockout <= {lead}){_filters(slots, 'i', params)}
+ORDER BY reason <> 'out of stock', i.hours_to_stockout NULLS FIRST, i.store_id, i.sku
+LIMIT $limit"""
+    return sql, params
+
+
+def _at_risk_today_sql(slots: dict[str, Any], base: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Still on the shelf now but empty before the end of the event-time day, or an open
+    CHECK_SHELF (records say stock, the sales say otherwise)."""
+    params: dict[str, Any] = {"limit": base["limit"], "hours_left_today": base["hours_left_today"]}
+    sql = f"""SELECT i.store_id, i.sku, i.category, i.shelf_qty, i.backroom_qty,
+       round(i.hours_to_shelf_out, 1) AS hours_to_shelf_out, round(i.hours_to_stockout, 1) AS hours_to_stockout,
+       CASE WHEN c.alert_id IS NOT NULL THEN 'check the shelf'
+            WHEN i.backroom_qty > 0 THEN 'move from the backroom before it empties'
+            ELSE 'backroom empty: order or transfer' END AS fix
+FROM inventory_latest i
+LEFT JOIN (SELECT store_id, sku, min(alert_id) AS alert_id FROM open_alerts
+           WHERE type = 'CHECK_SHELF' GROUP BY store_id, sku) c
+  ON c.store_id = i.store_id AND c.sku = i.sku
+WHERE i.shelf_qty > 0
+  AND (i.hours_to_shelf_out <= $hours_left_today OR i.hours_to_stockout <= $hours_left_today
+       OR c.alert_id IS NOT NULL){_filters(slots, 'i', params)}
+ORDER BY c.alert_id IS NULL, least(i.hours_to_shelf_out, i.hours_to_stockout) NULLS LAST, i.store_id, i.sku
+LIMIT $limit"""
+    return sql, params
+
+
+def _lost_sales_sql(slots: dict[str, Any], params: dict[str, Any]) -> str:
+    """Expected lost sales: demand rate x hours the recorded shelf stood empty in the period.
+
+    Each inventory state holds until the next one for its store x SKU (the latest until the
+    latest state overall). Value = units x the SKU's mean sale price in the store, else the
+    catalog `unit_cost` (store row before '*'); `price_source` says which.
+    """
+    return f"""WITH s AS (
+  SELECT store_id, sku, category, ts, shelf_qty, demand_per_hour,
+         lead(ts) OVER (PARTITION BY store_id, sku ORDER BY ts, kafka_offset) AS next_ts
+  FROM inventory_state WHERE ts < $end),
+gaps AS (
+  SELECT store_id, sku, category, demand_per_hour, greatest(ts, $start) AS g0,
+         least(coalesce(next_ts, (SELECT max(ts) FROM inventory_state)), $end) AS g1
+  FROM s WHERE shelf_qty <= 0),
+lost AS (
+  SELECT g.store_id, g.sku, any_value(g.category) AS category,
+         sum(date_diff('second', g.g0, g.g1)) / 3600.0 AS empty_hours,
+         sum(g.demand_per_hour * date_diff('second', g.g0, g.g1) / 3600.0) AS lost_units
+  FROM gaps g
+  WHERE g.g1 > g.g0{_filters(slots, 'g', params)}
+  GROUP BY g.store_id, g.sku),
+sale_price AS (SELECT store_id, sku, avg(unit_price) AS price FROM sales
+               WHERE unit_price IS NOT NULL GROUP BY store_id, sku)
+SELECT l.store_id, l.sku, l.category, round(l.empty_hours, 2) AS empty_hours,
+       round(l.lost_units, 2) AS lost_units,
+       round(coalesce(p.price, cs.unit_cost, cw.unit_cost), 2) AS unit_price,
+       round(l.lost_units * coalesce(p.price, cs.unit_cost, cw.unit_cost), 2) AS lost_value,
+       CASE WHEN p.price IS NOT NULL THEN 'sales' WHEN coalesce(cs.unit_cost, cw.unit_cost) IS NOT NULL
+            THEN 'catalog unit_cost' END AS price_source
+FROM lost l
+LEFT JOIN sale_price p ON p.store_id = l.store_id AND p.sku = l.sku
+LEFT JOIN catalog_latest cs ON cs.store_id = l.store_id AND cs.sku = l.sku
+LEFT JOIN catalog_latest cw ON cw.store_id = '*' AND cw.sku = l.sku
+WHERE l.lost_units > 0
+ORDER BY lost_value DESC NULLS LAST, lost_units DESC, l.store_id, l.sku
+LIMIT $limit"""
+
+
 def build_sql(
-    intent: str, slots: dict[str, Any], con: duckdb.DuckDBPyConnection, limit: int
+    intent: str, slots: dict[str, Any], con: duckdb.DuckDBPyConnection, limit: int,
+    settings_lead: float = 48.0,
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """(sql, params, context for the answer text) for a rule intent."""
+    """(sql, params, context for the answer text) for a rule intent; `ctx["parts"]` holds further
+    (name, title, sql, params) sections of a several-part answer (the restock plan)."""
     params: dict[str, Any] = {"limit": int(slots.get("limit", limit))}
     ctx: dict[str, Any] = {}
     if intent == "restock_today":
@@ -428,6 +563,10 @@ WHERE i.backroom_qty > 0 AND i.shelf_qty < i.shelf_capacity
        OR i.hours_to_shelf_out <= $hours_left_today){_filters(slots, 'i', params)}
 ORDER BY a.alert_id IS NULL, i.hours_to_shelf_out NULLS LAST, move_qty DESC, i.store_id, i.sku
 LIMIT $limit"""
+        ctx["parts"] = [
+            ("order", "Order or expedite", *_order_sql(slots, params, settings_lead)),
+            ("at_risk_today", "At risk later today", *_at_risk_today_sql(slots, params)),
+        ]
     elif intent == "at_risk":
         params["horizon"] = float(slots["horizon_hours"])
         sql = f"""SELECT i.store_id, i.sku, i.category, i.shelf_qty, i.backroom_qty,
@@ -438,10 +577,8 @@ FROM inventory_latest i
 WHERE (i.hours_to_stockout <= $horizon OR i.shelf_qty + i.backroom_qty = 0){_filters(slots, 'i', params)}
 ORDER BY coalesce(i.hours_to_stockout, 0), i.store_id, i.sku
 LIMIT $limit"""
-    elif intent in ("reorder_list", "phantom_stock", "open_alerts"):
-        alert_type = {"reorder_list": "REORDER", "phantom_stock": "PHANTOM_STOCK"}.get(
-            intent, slots.get("alert_type")
-        )
+    elif intent in _ALERT_INTENTS:
+        alert_type = _ALERT_INTENTS[intent] or slots.get("alert_type")
         type_filter = ""
         if alert_type:
             params["alert_type"] = alert_type
@@ -512,6 +649,11 @@ WHERE s.ts >= $start AND s.ts < $end{sales_filters}{cat}
 GROUP BY s.sku
 ORDER BY units DESC, s.sku
 LIMIT $limit"""
+    elif intent == "lost_sales":
+        start, end, label = _day_bounds(con, slots)
+        params["start"], params["end"] = start, end
+        ctx["period"] = label
+        sql = _lost_sales_sql(slots, params)
     elif intent == "out_of_stock":
         shelf_only = slots.get("scope") == "shelf"
         cond = "i.shelf_qty = 0" if shelf_only else "(i.shelf_qty + i.backroom_qty = 0 OR a.alert_id IS NOT NULL)"
@@ -681,10 +823,19 @@ def ask(
                 question, "help", slots, None, {}, ["intent", "meaning"],
                 [[k, v] for k, v in INTENTS.items()], "Questions I understand, e.g.: " + "; ".join(EXAMPLES),
             )
-        sql, params, ctx = build_sql(intent, slots, con, limit)
+        sql, params, ctx = build_sql(intent, slots, con, limit, settings.default_lead_time_hours)
         cols, rows = run_readonly(con, sql, params, limit=max(limit, int(params.get("limit", limit))))
-        text = describe(intent, slots, cols, rows, ctx)
-        return Answer(question, intent, slots, sql, params, cols, rows, text, "rules", True, notes).finished()
+        parts: list[dict[str, Any]] = []
+        if "parts" in ctx:
+            parts.append({"name": "shelf_moves", "title": "Move from the backroom to the shelf", "sql": sql,
+                          "params": params, "columns": cols, "rows": rows})
+            for name, title, psql, pparams in ctx["parts"]:
+                pcols, prows = run_readonly(con, psql, pparams, limit=max(limit, int(pparams.get("limit", limit))))
+                parts.append({"name": name, "title": title, "sql": psql, "params": pparams, "columns": pcols, "rows": prows})
+            for part in parts:
+                part["text"] = describe_part(part["name"], part["columns"], part["rows"])
+        text = describe(intent, slots, cols, rows, ctx, parts)
+        return Answer(question, intent, slots, sql, params, cols, rows, text, "rules", True, notes, parts).finished()
     except duckdb.InterruptException:
         return Answer(question, "timeout", {}, None, {}, [], [], "The query took too long and was stopped.", "none", False)
     finally:
@@ -692,7 +843,29 @@ def ask(
             con.close()
 
 
-def describe(intent: str, slots: dict[str, Any], cols: list[str], rows: list[list[Any]], ctx: dict[str, Any]) -> str:
+def describe_part(name: str, cols: list[str], rows: list[list[Any]]) -> str:
+    r = [dict(zip(cols, row, strict=False)) for row in rows]
+    more = "\n  …" if len(r) > 5 else ""
+    if name == "shelf_moves":
+        if not r:
+            return "Shelf moves: none (every shelf is above its minimum, or its backroom is empty)."
+        lines = [f"  {x['store_id']} {x['sku']}: move {x['move_qty']} (shelf {x['shelf_qty']}/{x['shelf_capacity']}, backroom {x['backroom_qty']})" for x in r[:5]]
+        return f"Shelf moves from the backroom ({len(r)}):\n" + "\n".join(lines) + more
+    if name == "order":
+        if not r:
+            return "Order or expedite: nothing (no SKU is out, or runs out before a delivery would arrive)."
+        lines = [f"  {x['store_id']} {x['sku']}: {x['todo']} ({x['reason']})" for x in r[:5]]
+        return f"Order or expedite ({len(r)}):\n" + "\n".join(lines) + more
+    if not r:
+        return "At risk later today: nothing."
+    lines = [f"  {x['store_id']} {x['sku']}: {x['fix']}" for x in r[:5]]
+    return f"At risk later today ({len(r)}):\n" + "\n".join(lines) + more
+
+
+def describe(
+    intent: str, slots: dict[str, Any], cols: list[str], rows: list[list[Any]], ctx: dict[str, Any],
+    parts: list[dict[str, Any]] | None = None,
+) -> str:
     where = ""
     if "store" in slots:
         where += f" in store {slots['store']}"
@@ -702,6 +875,19 @@ def describe(intent: str, slots: dict[str, Any], cols: list[str], rows: list[lis
         where += f" in {slots['category']}"
     n = len(rows)
     r = [dict(zip(cols, row, strict=False)) for row in rows]
+    if intent == "restock_today" and parts:
+        if not any(p["rows"] for p in parts):
+            return f"Nothing to restock, order or watch today{where}."
+        return f"Today's restock plan{where}:\n" + "\n".join(p["text"] for p in parts)
+    if intent == "lost_sales":
+        period = ctx.get("period", "")
+        if not n:
+            return f"No expected lost sales {period}{where}: no recorded shelf stood empty."
+        units = sum(float(x["lost_units"] or 0) for x in r)
+        value = sum(float(x["lost_value"] or 0) for x in r)
+        lines = [f"{x['store_id']} {x['sku']}: {x['lost_units']} units" + (f" ({x['lost_value']})" if x["lost_value"] is not None else "") + f", shelf empty {x['empty_hours']} h" for x in r[:5]]
+        return (f"Expected lost sales {period}{where}: {units:.1f} units, {value:.2f} in value "
+                f"(demand rate x hours the shelf stood empty):\n" + "\n".join(lines) + ("\n…" if n > 5 else ""))
     if intent == "restock_today":
         if not n:
             return f"Nothing to restock today{where}: every shelf is above its minimum or the backroom is empty."
@@ -713,8 +899,9 @@ def describe(intent: str, slots: dict[str, Any], cols: list[str], rows: list[lis
             return f"Nothing projected to run out within {h:g} h{where}."
         lines = [f"{x['store_id']} {x['sku']}: out in {x['hours_to_stockout'] if x['hours_to_stockout'] is not None else 0} h" for x in r[:5]]
         return f"{n} SKU(s) at risk within {h:g} h{where}:\n" + "\n".join(lines) + ("\n…" if n > 5 else "")
-    if intent in ("reorder_list", "phantom_stock", "open_alerts"):
-        label = {"reorder_list": "to reorder", "phantom_stock": "with phantom stock"}.get(intent, "open alerts")
+    if intent in _ALERT_INTENTS:
+        label = {"reorder_list": "to reorder", "phantom_stock": "with phantom stock",
+                 "check_shelf": "whose shelf to check", "transfers": "to transfer"}.get(intent, "open alerts")
         if not n:
             return f"No SKUs {label}{where}." if intent != "open_alerts" else f"No open alerts{where}."
         lines = [f"{x['store_id']} {x['sku']}: {x['action']}" for x in r[:5]]

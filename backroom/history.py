@@ -99,6 +99,18 @@ TABLES: tuple[Table, ...] = (
         _OFFSET_PK,
     ),
     Table(
+        "stores", "catalog.stores",
+        (("store_id", "VARCHAR"), ("name", "VARCHAR"), ("transfer_hours", "JSON")),
+        _OFFSET_PK,
+    ),
+    Table(
+        "alert_feedback", "alerts.feedback",
+        (("event_id", "VARCHAR"), ("ts", "TIMESTAMPTZ"), ("alert_id", "VARCHAR"), ("store_id", "VARCHAR"),
+         ("sku", "VARCHAR"), ("alert_type", "VARCHAR"), ("verdict", "VARCHAR"), ("source", "VARCHAR"),
+         ("by", "VARCHAR"), ("note", "VARCHAR")),
+        ("event_id",),
+    ),
+    Table(
         "dead_letter", "dead-letter",
         (("source_topic", "VARCHAR"), ("partition", "INTEGER"), ("offset", "BIGINT"), ("key", "VARCHAR"),
          ("error", "VARCHAR"), ("raw", "VARCHAR")),

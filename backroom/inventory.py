@@ -45,6 +45,7 @@ class SkuParams:
     category: str = "uncategorised"
     name: str = ""
     missing: bool = False
+    unit_cost: float | None = None
 
     @classmethod
     def from_catalog(cls, entry: CatalogSku) -> SkuParams:
@@ -55,6 +56,7 @@ class SkuParams:
             case_pack=entry.case_pack,
             category=entry.category,
             name=entry.name,
+            unit_cost=entry.unit_cost,
         )
 
 
@@ -478,5 +480,6 @@ def to_inventory_state(state: SkuState, params: SkuParams, demand_per_hour: floa
             "reorder_point": levels.reorder_point if levels else None,
             "order_up_to": levels.order_up_to if levels else None,
             "shelf_seen_max": state.shelf_seen_max,
+            "unit_cost": params.unit_cost,
         },
     )

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, TypeVar
 import orjson
 
 from backroom.alerts import AlertBook, AlertEngine
+from backroom.budget import expected_lost, order_by_cost
 from backroom.demand.reorder import ReorderPolicy
 from backroom.demand.tracker import DemandConfig
 from backroom.eventtime import FutureGuard
@@ -38,6 +39,7 @@ from backroom.records import (
     validated,
 )
 from backroom.settings import Settings
+from backroom.silent_shelf import SilentShelf
 
 R = TypeVar("R", bound=Record)
 log = logging.getLogger("backroom.processing")
@@ -143,6 +145,8 @@ class InventoryResult:
     dead: list[DeadLetter] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
+    # CHECK_SHELF lifecycle events from the silent-shelf watch (BACKROOM_SILENT_SHELF).
+    alerts: list[Alert] = field(default_factory=list)
 
 
 CatalogLookup = Callable[[str], Mapping[str, Any] | None]
@@ -169,6 +173,12 @@ class InventoryProcessor:
         self._params: dict[int, tuple[Mapping[str, Any], SkuParams]] = {}
         self.live = LiveStates(settings.live_states)
         self.future = FutureGuard(settings.max_future_hours)
+        # The silent-shelf watch (in memory; docs/floor.md) and the newest event time seen.
+        self.silent = SilentShelf(settings.silent_shelf_threshold) if settings.silent_shelf else None
+        self.clock = 0.0
+        self._sale_t: dict[str, float] = {}
+        self._sales: dict[str, list[tuple[float, int]]] = {}
+        self._look_t: dict[str, float] = {}
 
     def _state(self, states: dict[str, SkuState], load: Callable[[str], StoredState], key: str,
                store_id: str, sku: str) -> SkuState:
@@ -183,8 +193,47 @@ class InventoryProcessor:
             states[key] = state
         return state
 
+    def _note(self, key: str, event: Sale | Scan) -> None:
+        """What the silent-shelf watch needs from an applied event: sales and looks at the shelf."""
+        t = event.ts.timestamp()
+        if t > self.clock:
+            self.clock = t
+        if isinstance(event, Sale):
+            self._sales.setdefault(key, []).append((t, event.qty))
+            if t > self._sale_t.get(key, 0.0):
+                self._sale_t[key] = t
+        elif event.kind == "move_to_shelf" or (event.kind == "count" and event.location == "shelf"):
+            if t > self._look_t.get(key, 0.0):
+                self._look_t[key] = t
+
+    def _watch_silence(self, result: InventoryResult, states: Mapping[str, SkuState], catalog: CatalogLookup) -> None:
+        silent = self.silent
+        if silent is None:
+            return
+        first = len(result.alerts)
+        for key, state in states.items():
+            if state.clock_us is None:
+                continue
+            d = state.demand
+            result.alerts.extend(silent.observe(
+                state.store_id, state.sku, shelf=state.shelf_estimate, last_sale=self._sale_t.pop(key, None),
+                looked=self._look_t.pop(key, None), rate_at=d.rate_at, ready=d.ready, now=state.clock_us / 1e6,
+                sales=self._sales.pop(key, []),
+            ))  # fmt: skip
+        result.alerts.extend(silent.advance(self.clock))
+        for alert in result.alerts[first:]:
+            if alert.status == "open":
+                ev = alert.evidence
+                params = self.params(catalog, alert.store_id, alert.sku)
+                ev["expected_lost"] = expected_lost(
+                    "CHECK_SHELF", {"demand_per_hour": ev.get("demand_per_hour"), "unit_cost": params.unit_cost},
+                    reaction_hours=self.settings.staff_reaction_hours,
+                    default_lead_hours=self.settings.default_lead_time_hours, evidence=ev,
+                )  # fmt: skip
+
     def _finish(self, result: InventoryResult, states: Mapping[str, SkuState], catalog: CatalogLookup) -> None:
         """Table values and published states for the keys the batch read."""
+        self._watch_silence(result, states, catalog)
         for key, state in states.items():
             value = state.to_dict()
             result.states[key] = value
@@ -249,6 +298,8 @@ class InventoryProcessor:
             state.offsets[source] = msg.offset
             if applied:
                 result.applied += 1
+                if self.silent is not None:
+                    self._note(key, event)
             else:
                 result.duplicates += 1
         self._finish(result, states, catalog)
@@ -291,6 +342,10 @@ class InventoryProcessor:
                 continue
             params = self.params(catalog, obs.store_id, obs.sku)
             self.book.apply_vision(state, obs.fill_ratio, obs.confidence, params, obs.facings_expected, us)
+            if self.silent is not None and obs.confidence > 0:
+                t = obs.ts.timestamp()  # a camera view is a look at the shelf
+                self._look_t[key] = max(t, self._look_t.get(key, 0.0))
+                self.clock = max(self.clock, t)
             state.version += 1
             if state.clock_us is None or us > state.clock_us:
                 state.clock_us = us
@@ -315,6 +370,7 @@ class AlertProcessor:
             horizon_hours=settings.horizon_hours,
             staff_reaction_hours=settings.staff_reaction_hours,
             order_grace_hours=settings.order_grace_hours,
+            default_lead_hours=settings.default_lead_time_hours,
         )
 
     def process(
@@ -342,6 +398,7 @@ class AlertProcessor:
                 log.exception("alerting on %s[%s]@%s failed", msg.topic, msg.partition, msg.offset)
                 result.dead.append(dead_letter(msg, f"processing failed: {type(exc).__name__}: {exc}"))
         self._changed_books(books, stored, result)
+        result.alerts = order_by_cost(result.alerts)
         return result
 
     def on_states(
@@ -358,6 +415,7 @@ class AlertProcessor:
             except Exception:  # the state is published regardless; its next version is evaluated
                 log.exception("alerting on %s:%s v%s failed", state.store_id, state.sku, state.version)
         self._changed_books(books, stored, result)
+        result.alerts = order_by_cost(result.alerts)  # the alerts topic: most costly first
         return result
 
     @staticmethod

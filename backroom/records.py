@@ -196,6 +196,9 @@ class InventoryState(Record):
     # Camera (docs/contract.md, "Contract additions"): the most units the last confident view allows on
     # the shelf now, when that is below `shelf_qty` (the records drifted above the shelf).
     shelf_seen_max: int | None = None
+    # The catalog's cost of one unit (docs/floor.md): what the alerts' expected lost sales are
+    # valued at.
+    unit_cost: float | None = None
 
 
 def shelf_estimate(shelf_qty: int, shelf_seen_max: int | None) -> int:
@@ -206,7 +209,11 @@ def shelf_estimate(shelf_qty: int, shelf_seen_max: int | None) -> int:
     return shelf if shelf_seen_max is None else min(shelf, shelf_seen_max)
 
 
-AlertType = Literal["RESTOCK_SHELF", "STOCKOUT_RISK", "OUT_OF_STOCK", "REORDER", "PHANTOM_STOCK"]
+# CHECK_SHELF (docs/floor.md): a SKU that normally sells has gone improbably quiet while the records
+# say its shelf has stock. TRANSFER: move stock from another store before the supplier order lands.
+AlertType = Literal[
+    "RESTOCK_SHELF", "STOCKOUT_RISK", "OUT_OF_STOCK", "REORDER", "PHANTOM_STOCK", "CHECK_SHELF", "TRANSFER"
+]
 AlertStatus = Literal["open", "update", "resolved"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 # Least to most urgent: the dashboard's worst-alert colour and `backroom ask`'s ordering.
@@ -226,6 +233,31 @@ class Alert(Record):
     evidence: dict[str, Any]
 
 
+class StoreInfo(Record):
+    """`catalog.stores` (compacted, keyed store_id; docs/floor.md): a store and the hours a
+    transfer takes from it to each store it can send to (symmetric unless the other says)."""
+
+    store_id: Code
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    transfer_hours: dict[Code, Annotated[float, Field(ge=0, le=24 * 30)]] = Field(default_factory=dict)
+
+
+class AlertFeedback(Record):
+    """A person's verdict on an alert (docs/floor.md): `false_alarm` tunes that store×SKU's
+    threshold for the alert's type one step less sensitive, `undo` takes one step back."""
+
+    event_id: EventId
+    ts: Timestamp  # event time: the alert's world, not the clock of whoever tapped
+    alert_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    store_id: Code
+    sku: Code
+    alert_type: AlertType
+    verdict: Literal["false_alarm", "undo"] = "false_alarm"
+    source: Literal["dashboard", "api", "simulation"] = "api"
+    by: Annotated[str, StringConstraints(max_length=64)] | None = None
+    note: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
 class DeadLetter(Record):
     source_topic: str
     partition: int
@@ -240,15 +272,17 @@ class DeadLetter(Record):
 TOPIC_RECORDS: dict[str, type[Record]] = {
     "catalog.skus": CatalogSku,
     "catalog.planograms": Planogram,
+    "catalog.stores": StoreInfo,
     "pos.sales": Sale,
     "backroom.scans": Scan,
     "camera.frames": CameraFrame,
     "shelf.observations": ShelfObservation,
     "inventory.state": InventoryState,
     "alerts": Alert,
+    "alerts.feedback": AlertFeedback,
     "dead-letter": DeadLetter,
 }
-COMPACTED_TOPICS = frozenset({"catalog.skus", "catalog.planograms"})
+COMPACTED_TOPICS = frozenset({"catalog.skus", "catalog.planograms", "catalog.stores"})
 
 
 def sku_key(store_id: str, sku: str) -> str:

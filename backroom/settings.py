@@ -92,6 +92,25 @@ class Settings(BaseSettings):
         "target; 1.65 holds ~17 % less stock, docs/demand.md)",
     )
     staff_reaction_hours: float = 2.0
+    # --- the store floor (docs/floor.md) ---------------------------------------------------
+    silent_shelf: bool = Field(
+        default=False,
+        description="CHECK_SHELF: a selling SKU gone improbably quiet while the records say its shelf has stock",
+    )
+    alert_budget: int | None = Field(
+        default=None, ge=1,
+        description="per store, the dashboard's feed shows this many open alerts, most costly (expected "
+        "lost sales) first; the rest go to a 'more' list (unset: all in the feed)",
+    )
+    transfers: bool = Field(
+        default=False,
+        description="TRANSFER suggestions: a store running out before its supplier delivers gets "
+        "another store's stock above its 48 h need (transfer times from catalog.stores)",
+    )
+    silent_shelf_threshold: float = Field(
+        default=1e-4, gt=0, lt=1,
+        description="CHECK_SHELF opens when P(no sale since the last one) under the forecast falls below this",
+    )
 
     # --- paths and serving -----------------------------------------------------------------
     data_dir: Path = Path(".backroom")

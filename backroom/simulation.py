@@ -64,6 +64,7 @@ class SimSku:
     shelf: int = 0
     backroom: int = 0
     pipeline: list[tuple[datetime, int]] = field(default_factory=list)  # (arrival, qty)
+    outbox: list[int] = field(default_factory=list)  # units sent to other stores, scans pending
 
     @property
     def key(self) -> str:
@@ -134,6 +135,19 @@ class StoreSimulator:
         arrival = ts + timedelta(hours=item.catalog.lead_time_hours)
         item.pipeline.append((arrival, qty))
         return arrival
+
+    def transfer(self, from_key: str, to_key: str, qty: int, ts: datetime, hours: float) -> int:
+        """Another store's stock sent over (a TRANSFER): it leaves the giver's backroom now (its
+        `adjust` scan is published at the next hour) and arrives after `hours` as a delivery."""
+        giver, receiver = self.by_key[from_key], self.by_key[to_key]
+        qty = min(qty, giver.backroom)
+        if qty <= 0:
+            return 0
+        giver.backroom -= qty
+        giver.outbox.append(qty)
+        self._record_truth(ts, giver)
+        receiver.pipeline.append((ts + timedelta(hours=hours), qty))
+        return qty
 
     # --- set-up ----------------------------------------------------------------------------------
     def _make_items(self) -> list[SimSku]:
@@ -227,6 +241,9 @@ class StoreSimulator:
                 pending.append((hour_start + timedelta(seconds=rng.uniform(0, 3600)), idx, item, "shrink"))
             if lam > 0 and rng.random() < self.config.shrink_per_hour / 3:
                 pending.append((hour_start + timedelta(seconds=rng.uniform(0, 3600)), idx, item, "damage"))
+            for qty in item.outbox:  # stock sent to another store (a transfer)
+                pending.append((hour_start, idx, item, f"give:{qty}"))
+            item.outbox.clear()
             for arrival, qty in list(item.pipeline):
                 if arrival < hour_start + timedelta(hours=1):
                     item.pipeline.remove((arrival, qty))
@@ -284,6 +301,8 @@ class StoreSimulator:
                 item.backroom -= 1
                 self._record_truth(ts, item)
                 yield self._scan(ts, item, "adjust", -1, "backroom")
+        elif what.startswith("give:"):
+            yield self._scan(ts, item, "adjust", -int(what.split(":")[1]), "backroom")
         elif what == "cycle_count":
             error = rng.choice([-2, -1, 1, 2]) if rng.random() < self.config.miscount_rate else 0
             yield self._scan(ts, item, "count", max(0, item.shelf + error), "shelf")

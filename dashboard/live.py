@@ -103,9 +103,13 @@ class Cell:
 class LiveView:
     """Latest state per store×SKU, alerts by id with lifecycle, heatmap cells, pending deltas."""
 
-    def __init__(self, horizon_hours: float = 48.0, keep_resolved: int = 200) -> None:
+    def __init__(self, horizon_hours: float = 48.0, keep_resolved: int = 200,
+                 alert_budget: int | None = None) -> None:  # fmt: skip
         self.horizon_hours = horizon_hours
         self.keep_resolved = keep_resolved
+        # Per store, the feed shows this many open alerts, most costly first (backroom/budget.py);
+        # the page puts the rest in its "more" list. None: all in the feed.
+        self.alert_budget = alert_budget
         self.states: dict[str, dict[str, Any]] = {}
         self.observations: dict[str, dict[str, Any]] = {}
         # Open (and update-d) alerts by id, plus the most recent resolved ones for the feed.
@@ -269,6 +273,18 @@ class LiveView:
         self._dirty_alerts[alert_id] = alert
         return alert
 
+    def mark_feedback(self, alert_id: str, false_alarm: bool) -> dict[str, Any]:
+        """A person said the alert was wrong (or took that back): shown on the page."""
+        alert = self.alerts.get(alert_id)
+        store = self.alerts if alert is not None else self.resolved
+        alert = store.get(alert_id)
+        if alert is None:
+            raise UnknownAlert(f"no alert with id {alert_id}")
+        alert = dict(alert, false_alarm=false_alarm)
+        store[alert_id] = alert
+        self._dirty_alerts[alert_id] = alert
+        return alert
+
     def resolve(self, alert_id: str, by: str = "operator") -> dict[str, Any]:
         """Close an alert on the page. If the worker later updates it, it comes back open."""
         alert = self.alerts.get(alert_id)
@@ -316,6 +332,7 @@ class LiveView:
             "seq": self.seq,
             "now": self.now,
             "horizon_hours": self.horizon_hours,
+            "alert_budget": self.alert_budget,
             "states": list(self.states.values()),
             "observations": list(self.observations.values()),
             "alerts": [*self.alerts.values(), *self.resolved.values()],

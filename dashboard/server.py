@@ -42,6 +42,7 @@ from backroom.exposure import (
     is_loopback,
 )
 from backroom.settings import Settings
+from dashboard.feedback import feedback_router
 from dashboard.hub import CLOSE, Hub
 from dashboard.labels_api import labels_router
 from dashboard.live import AlertNotOpen, LiveView, UnknownAlert
@@ -186,7 +187,7 @@ def create_app(
     """The dashboard app. No broker I/O here: the lifespan starts the bridge (unless kafka=False,
     for tests and the benchmark, which feed `app.state.view` directly)."""
     check_exposure(settings)
-    view = view if view is not None else LiveView(horizon_hours=settings.horizon_hours)
+    view = view if view is not None else LiveView(horizon_hours=settings.horizon_hours, alert_budget=settings.alert_budget)
     hub = Hub(view, flush_s=flush_s)
     features: dict[str, Any] = {"ask": False}
 
@@ -281,6 +282,8 @@ def create_app(
     @app.post("/api/alerts/{alert_id}/resolve")
     async def resolve(alert_id: str) -> dict[str, Any]:
         return _act(view.resolve, alert_id)
+
+    app.include_router(feedback_router(settings, view, kafka=kafka))  # POST .../false-alarm (dashboard/feedback.py)
 
     @app.get("/api/frame")
     async def frame(uri: str = Query(..., min_length=1, max_length=1024)) -> Response:

@@ -7,7 +7,8 @@ Run: `backroom ingest` (serves on 127.0.0.1:<dashboard_port + 1>; docs at /docs)
          -d '{"event_id":"t1-1","ts":"2026-11-27T09:15:00Z","store_id":"S001","sku":"MILK-1L","qty":2}'
 
 Endpoints (single event, or a JSON array of up to `settings.ingest_max_batch` on `/batch`):
-`/api/v1/sales`, `/api/v1/scans`, `/api/v1/frames`, `/api/v1/catalog/skus`, `/api/v1/planograms`.
+`/api/v1/sales`, `/api/v1/scans`, `/api/v1/frames`, `/api/v1/catalog/skus`, `/api/v1/planograms`,
+`/api/v1/alerts/feedback` (false-alarm feedback, docs/floor.md).
 Answers: 202 accepted; 401 without the bearer token when `dashboard_token` is set; 403 for a
 foreign `Host` without a token (DNS rebinding) or a foreign `Origin` (cross-site); 415 unless
 `Content-Type` is JSON; 413 over `ingest_max_body_bytes`; 422 with one entry per bad field
@@ -45,7 +46,16 @@ from starlette.concurrency import run_in_threadpool
 
 from backroom.eventtime import FutureGuard, micros
 from backroom.exposure import SecurityHeaders, allowed_hosts, check_exposure, request_refusal
-from backroom.records import CameraFrame, CatalogSku, Code, Planogram, Record, Sale, Scan
+from backroom.records import (
+    AlertFeedback,
+    CameraFrame,
+    CatalogSku,
+    Code,
+    Planogram,
+    Record,
+    Sale,
+    Scan,
+)
 from backroom.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -79,6 +89,7 @@ _ENDPOINTS: tuple[tuple[str, str, type[Record], Callable[[Any], str]], ...] = (
     ("frames", "camera.frames", CameraFrame, lambda r: f"{r.store_id}:{r.camera_id}"),
     ("catalog/skus", "catalog.skus", CatalogSkuIn, lambda r: f"{r.store_id or '*'}:{r.sku}"),
     ("planograms", "catalog.planograms", Planogram, lambda r: f"{r.store_id}:{r.camera_id}"),
+    ("alerts/feedback", "alerts.feedback", AlertFeedback, lambda r: f"{r.store_id}:{r.sku}"),
 )
 
 

@@ -34,6 +34,7 @@ from backroom.processing import (
 from backroom.records import CatalogSku, DeadLetter, InvalidEvent, Planogram, Record, decode
 from backroom.settings import Settings
 from streams.batching import cadenced_batches
+from streams.feedback import add_feedback_agent
 from streams.metrics import Metrics, instrument
 from streams.runtime import release_free_memory, settle_heap
 from streams.transport import BackroomApp, BulkHandler, KeyPartitioner, StallWatch
@@ -393,6 +394,7 @@ def create_app(settings: Settings) -> faust.App:
         await write_values(inventory, result.values)
         async with books_lock:
             alerting = alert_processor.on_states(result.published, books_get)
+            alerting.alerts.extend(result.alerts)  # CHECK_SHELF from the silent-shelf watch (docs/floor.md)
             metrics.observe_batch("inventory.state", "alerts", len(result.published))
             await send_records(topics.state, result.published)
             await send_dead(topics.dead_letter, result.dead)
@@ -530,7 +532,10 @@ def create_app(settings: Settings) -> faust.App:
                 continue
             catalog[key] = entry.to_dict()
 
+    feedback_agent = add_feedback_agent(app, settings, _topic(app, settings, "alerts.feedback"), topics.dead_letter,
+                                        alert_books, inventory_processor, books_lock)  # docs/floor.md
     app.backroom_agents = {  # type: ignore[attr-defined]
+        "feedback": feedback_agent,
         "sales": sales_agent,
         "scans": scans_agent,
         "observation_alerts": observation_alerts_agent,

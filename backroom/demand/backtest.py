@@ -46,16 +46,19 @@ import orjson
 
 from backroom.demand.closed_loop import AlertDrivenStaff, BudgetedRounds
 from backroom.demand.forecast import MODELS, Forecaster
+from backroom.feedback import FeedbackTuner
 from backroom.processing import AlertProcessor, InventoryProcessor, RawMessage
-from backroom.records import Sale, Scan, ShelfObservation
+from backroom.records import AlertFeedback, Sale, Scan, ShelfObservation
 from backroom.settings import Settings
 from backroom.simulation import SimConfig, SimSku, StoreSimulator, TruthRow
+from backroom.transfers import StoreNetwork, TransferDesk, TransferPlanner
 from backroom.vision import visible_facings
 
 WARNING_TYPES = ("RESTOCK_SHELF", "STOCKOUT_RISK")
 CAMERA_TOPIC = "shelf.observations"
 CAMERA_HOURS = (7, 23)  # the simulated store's open hours: views of a closed store change nothing
 RECALL_GRACE = timedelta(minutes=15)
+SIM_TRANSFER_HOURS = 4.0  # the simulated stores are this far apart (catalog.stores in a real chain)
 
 
 @dataclass
@@ -73,6 +76,8 @@ class RunResult:
     events: int = 0
     orders: int = 0
     placed: set[str] = field(default_factory=set)  # alert ids of the orders the buyer placed
+    transfers: int = 0  # TRANSFER alerts acted on, and the units sent
+    transferred: int = 0
     seconds: float = 0.0
 
 
@@ -91,12 +96,53 @@ class Pipeline:
         self.window = timedelta(minutes=batch_minutes)
         self.offsets: dict[str, int] = defaultdict(int)
         self.listeners: list[Any] = []
+        self.tuner = FeedbackTuner()
+        self.settings = settings
+        # Cross-store transfers (BACKROOM_TRANSFERS): every store SIM_TRANSFER_HOURS from the others.
+        self.desk: TransferDesk | None = None
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.last_ts: datetime | None = None
+        self.next_check: datetime | None = None
+
+    def enable_transfers(self, stores: list[str], hours: float) -> None:
+        network = StoreNetwork.from_records(
+            {"store_id": a, "transfer_hours": {b: hours for b in stores if b != a}} for a in stores)
+        self.desk = TransferDesk(TransferPlanner(network))
+
+    def _transfers(self) -> None:
+        """Hourly on event time: the desk looks at the latest state of every store×SKU."""
+        now = self.last_ts
+        if self.desk is None or now is None or (self.next_check is not None and now < self.next_check):
+            return
+        self.next_check = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        states = []
+        for key, st in self.latest.items():
+            book = self.alert_table.get(key) or {}
+            etas = [(datetime.fromisoformat(o["eta"]) - now).total_seconds() / 3600 for o in book.get("orders", [])]
+            etas = [e for e in etas if e > 0]
+            states.append(st | {"supplier_eta_hours": min(etas)} if etas else st)
+        for alert in self.desk.evaluate(states, now):
+            self._emit(alert.to_dict())
+
+    def feedback(self, value: dict[str, Any]) -> None:
+        """An `alerts.feedback` event: tune that store×SKU's thresholds (backroom/feedback.py)."""
+        fb = AlertFeedback.model_validate(value)
+        if self.tuner.apply(fb) is None:
+            return
+        key = f"{fb.store_id}:{fb.sku}"
+        silent = self.inventory.silent
+        if silent is not None:
+            silent.thresholds[key] = self.tuner.silent_threshold(self.settings.silent_shelf_threshold, key)
+        book = self.alert_table.get(key)
+        if book is not None:
+            self.alert_table[key] = {**book, "tuning": self.tuner.type_steps(key)}
 
     def add(self, topic: str, key: str, ts: datetime, value: bytes) -> None:
         if self.batch_start is not None and ts - self.batch_start >= self.window:
             self.flush()
         if self.batch_start is None:
             self.batch_start = ts
+        self.last_ts = ts
         self.offsets[topic] += 1
         self.batch.append(RawMessage(topic, 0, self.offsets[topic], key.encode(), value))
 
@@ -120,7 +166,12 @@ class Pipeline:
                 self.inv_table[key] = value
                 self._watch(key, res.states[key])
             published.extend(res.published)
+            for alert in res.alerts:  # CHECK_SHELF, from the inventory worker's silent-shelf watch
+                self._emit(alert.to_dict())
         state_msgs = []
+        if self.desk is not None:
+            for st in published:
+                self.latest[f"{st.store_id}:{st.sku}"] = st.to_dict()
         for st in published:
             self.offsets["inventory.state"] += 1
             key = f"{st.store_id}:{st.sku}"
@@ -130,10 +181,13 @@ class Pipeline:
             ares = self.alerting.process(msgs, self.alert_table.get)
             self.alert_table.update(ares.books)
             for alert in ares.alerts:
-                a = alert.to_dict()
-                self.result.alerts.append(a)
-                for listener in self.listeners:
-                    listener(a)
+                self._emit(alert.to_dict())
+        self._transfers()
+
+    def _emit(self, a: dict[str, Any]) -> None:
+        self.result.alerts.append(a)
+        for listener in self.listeners:
+            listener(a)
 
     def _watch(self, key: str, value: dict[str, Any]) -> None:
         d = value["demand"]
@@ -172,7 +226,8 @@ def camera_view(item: SimSku, ts: datetime, frame: str) -> ShelfObservation:
 
 def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
             reaction_minutes: float, budget: dict[str, int] | None = None,
-            rounds_total: int = 0, camera_minutes: float | None = None) -> RunResult:
+            rounds_total: int = 0, camera_minutes: float | None = None,
+            feedback: bool = False, transfers: bool = False) -> RunResult:  # fmt: skip
     t0 = time.perf_counter()
     sim = StoreSimulator(config)
     result = RunResult(sim)
@@ -180,7 +235,8 @@ def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
     warm_end = config.start + timedelta(days=warmup_days)
     staff: AlertDrivenStaff | BudgetedRounds
     if arm == "alert_driven":
-        staff = AlertDrivenStaff(reaction_minutes, before=warm_end, flush=pipe.flush)
+        staff = AlertDrivenStaff(reaction_minutes, before=warm_end, flush=pipe.flush,
+                                 feedback=pipe.feedback if feedback else None)  # fmt: skip
         pipe.listeners.append(staff.on_alert)
     else:
         staff = BudgetedRounds(sim.items, budget or {}, rounds_total, before=warm_end)
@@ -194,6 +250,19 @@ def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
             result.placed.add(alert["alert_id"])
 
     pipe.listeners.append(buyer)
+    if transfers:
+        pipe.enable_transfers(sorted({it.store_id for it in sim.items}), SIM_TRANSFER_HOURS)
+
+        def dispatcher(alert: dict[str, Any]) -> None:
+            ts = datetime.fromisoformat(alert["ts"])
+            if alert["type"] == "TRANSFER" and alert["status"] == "open" and ts >= warm_end:
+                ev = alert["evidence"]
+                sent = sim.transfer(f"{ev['from_store']}:{alert['sku']}", f"{ev['to_store']}:{alert['sku']}",
+                                    int(ev["qty"]), ts, float(ev["transfer_hours"]))  # fmt: skip
+                result.transfers += 1 if sent else 0
+                result.transferred += sent
+
+        pipe.listeners.append(dispatcher)
     every = timedelta(minutes=camera_minutes or 0)
     next_view = config.start + every if camera_minutes else None
     views = 0
@@ -211,6 +280,8 @@ def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
             pipe.flush()
             sim.auto_orders = False  # from here on, orders come from REORDER alerts
             hand_over(pipe.alert_table)
+            if pipe.desk is not None:
+                pipe.desk.open.clear()  # warm-up suggestions were never acted on: suggest afresh
         if ev.topic == "catalog.skus":
             pipe.catalog[ev.key] = ev.record.to_dict()
             continue
@@ -266,6 +337,15 @@ class Truth:
                 out.append(row.ts)
             prev = row.shelf
         return out
+
+    def episode_end(self, key: str, start: datetime) -> datetime | None:
+        """When the true shelf next holds stock after a shelf-out that began at `start`."""
+        rows = self.rows[key]
+        i = bisect.bisect_right(self.times[key], start.timestamp())
+        for row in rows[i:]:
+            if row.shelf > 0:
+                return row.ts
+        return None
 
     def last_refill(self, key: str, ts: datetime) -> datetime | None:
         """When the true shelf last rose (staff moved stock to it) before `ts`."""
@@ -351,7 +431,10 @@ def stock_on_hand(run: RunResult, start: datetime, end: datetime) -> dict[str, f
 
 
 def score_alerts(run: RunResult, truth: Truth, start: datetime, end: datetime,
-                 horizon_hours: float) -> dict[str, Any]:
+                 horizon_hours: float, detect_types: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Warnings (WARNING_TYPES) scored as predictions of shelf-outs; with `detect_types`
+    (CHECK_SHELF), also the shelf-outs they catch after the start (`recall_with_detection`: an
+    episode warned of as before, or one of those opened while the true shelf was still empty)."""
     by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for a in run.alerts:
         if a["type"] in WARNING_TYPES:
@@ -368,7 +451,12 @@ def score_alerts(run: RunResult, truth: Truth, start: datetime, end: datetime,
                 intervals[key].append((opened.pop(a["type"]), ts, a["type"]))
         for type_, ts in opened.items():
             intervals[key].append((ts, None, type_))
-    episodes = recalled = 0
+    detections: dict[str, list[datetime]] = defaultdict(list)
+    for a in run.alerts:
+        if a["type"] in detect_types and a["status"] == "open":
+            detections[f"{a['store_id']}:{a['sku']}"].append(datetime.fromisoformat(a["ts"]))
+    episodes = recalled = detected = 0
+    delays: list[float] = []
     leads: list[float] = []
     leads_open: list[float] = []
     for key in run.sim.by_key:
@@ -380,6 +468,12 @@ def score_alerts(run: RunResult, truth: Truth, start: datetime, end: datetime,
                 # hands over to OUT_OF_STOCK when the last unit goes) was open up to the start.
                 if o <= t + RECALL_GRACE and (r is None or r >= t):
                     first = o if first is None or o < first else first
+            if first is None and detect_types:
+                stop = truth.episode_end(key, t) or end
+                caught = [d for d in detections[key] if t <= d < stop]
+                if caught:
+                    detected += 1
+                    delays.append((min(caught) - t).total_seconds() / 3600)
             if first is not None:
                 recalled += 1
                 leads_open.append((t - first).total_seconds() / 3600)
@@ -412,6 +506,70 @@ def score_alerts(run: RunResult, truth: Truth, start: datetime, end: datetime,
         "recalled": recalled,
         "alerts_judged": tp + fp,
         "precision_by_type": {t: round(v[0] / sum(v), 4) for t, v in sorted(per_type.items())},
+    } | (_detection_scores(run, truth, start, end, detect_types, episodes, recalled, detected, delays)
+         if detect_types else {})
+
+
+def _detection_scores(run: RunResult, truth: Truth, start: datetime, end: datetime, types: tuple[str, ...],
+                      episodes: int, recalled: int, detected: int, delays: list[float]) -> dict[str, Any]:
+    """Shelf-outs caught after they began, and the precision of the detections: the true shelf
+    was empty when the alert opened."""
+    hits = judged = 0
+    for a in run.alerts:
+        ts = datetime.fromisoformat(a["ts"])
+        if a["type"] not in types or a["status"] != "open" or not start <= ts < end:
+            continue
+        row = truth.at(f"{a['store_id']}:{a['sku']}", ts)
+        if row is None:
+            continue
+        judged += 1
+        hits += row.shelf <= 0
+    return {
+        "recall_with_detection": round((recalled + detected) / episodes, 4) if episodes else None,
+        "detected_after_start": detected,
+        "median_detection_delay_hours": round(statistics.median(delays), 2) if delays else None,
+        "detection_precision": round(hits / judged, 4) if judged else None,
+        "detections_judged": judged,
+    }
+
+
+def score_budget(run: RunResult, start: datetime, end: datetime, budget: int) -> dict[str, Any]:
+    """The feed under an alert budget, sampled every event-time hour: per store the `budget`
+    most costly open alerts are shown (backroom/budget.py); the share of the open alerts'
+    expected lost sales (value, else units) that the shown ones carry."""
+    from backroom.budget import apply_budget, cost_of
+
+    open_now: dict[str, dict[str, Any]] = {}
+    alerts = sorted(((datetime.fromisoformat(a["ts"]), n, a) for n, a in enumerate(run.alerts)),
+                    key=lambda x: (x[0], x[1]))  # fmt: skip
+    i, t = 0, start
+    shown_cost = total_cost = 0.0
+    hours = over = 0
+    most_open = 0
+    while t < end:
+        while i < len(alerts) and alerts[i][0] <= t:
+            a = alerts[i][2]
+            if a["status"] == "resolved":
+                open_now.pop(a["alert_id"], None)
+            else:
+                open_now[a["alert_id"]] = a
+            i += 1
+        shown, more = apply_budget(open_now.values(), budget)
+        shown_cost += sum(cost_of(a) for a in shown)
+        total_cost += sum(cost_of(a) for a in shown) + sum(cost_of(a) for a in more)
+        per_store: dict[str, int] = defaultdict(int)
+        for a in open_now.values():
+            per_store[a["store_id"]] += 1
+        most_open = max([most_open, *per_store.values()])
+        over += bool(more)
+        hours += 1
+        t += timedelta(hours=1)
+    return {
+        "budget": budget,
+        "lost_sales_covered": round(shown_cost / total_cost, 4) if total_cost else None,
+        "hours_over_budget": round(over / hours, 4) if hours else None,
+        "max_open_per_store": most_open,
+        "hours_sampled": hours,
     }
 
 
@@ -511,6 +669,7 @@ def backtest(days: float = 14, stores: int = 3, skus: int = 20, seed: int = 7,
                         camera_minutes=camera_minutes)
     truth_a = Truth(alert_run.sim.truth, alert_run.sales)
     truth_s = Truth(sched_run.sim.truth, sched_run.sales)
+    detect = ("CHECK_SHELF",) if settings.silent_shelf else ()
     osa_a, daily_a = osa(alert_run, start, end)
     osa_s, daily_s = osa(sched_run, start, end)
     forecast = {"model": settings.demand_model} | score_forecast(alert_run, truth_a, start, end)
@@ -526,8 +685,8 @@ def backtest(days: float = 14, stores: int = 3, skus: int = 20, seed: int = 7,
         "bytes_per_model": int(statistics.mean(alert_run.model_bytes)) if alert_run.model_bytes else None,
         "bytes_per_state": int(statistics.mean(alert_run.state_bytes)) if alert_run.state_bytes else None,
         # Judged where nobody acts on them (the scheduled run), and in the closed loop.
-        "alerts": score_alerts(sched_run, truth_s, start, end, settings.horizon_hours),
-        "alerts_closed_loop": score_alerts(alert_run, truth_a, start, end, settings.horizon_hours),
+        "alerts": score_alerts(sched_run, truth_s, start, end, settings.horizon_hours, detect),
+        "alerts_closed_loop": score_alerts(alert_run, truth_a, start, end, settings.horizon_hours, detect),
         "osa": {"alert_driven": round(osa_a, 4), "scheduled": round(osa_s, 4)},
         "moves": {"alert_driven": sum(alert_run.moves.values()), "scheduled": sum(sched_run.moves.values())},
         "stock_on_hand": {"alert_driven": stock_on_hand(alert_run, start, end),
@@ -537,6 +696,35 @@ def backtest(days: float = 14, stores: int = 3, skus: int = 20, seed: int = 7,
         "alert_counts": _counts(alert_run.alerts),
         "events": {"alert_driven": alert_run.events, "scheduled": sched_run.events},
     }
+    if settings.silent_shelf:
+        out["config"]["silent_shelf_threshold"] = settings.silent_shelf_threshold
+        # The alert-driven run again, with staff telling Backroom when a check found stock.
+        fb_run = run_arm(config, settings, "alert_driven", warmup_days, reaction_minutes,
+                         camera_minutes=camera_minutes, feedback=True)  # fmt: skip
+        truth_f = Truth(fb_run.sim.truth, fb_run.sales)
+        before = out["alerts_closed_loop"]
+        after = score_alerts(fb_run, truth_f, start, end, settings.horizon_hours, detect)
+        staff = fb_run.sim.staff
+        out["feedback"] = {
+            "false_alarms_reported": getattr(staff, "false_alarms", 0),
+            "detection_precision": {"before": before["detection_precision"], "after": after["detection_precision"]},
+            "detections": {"before": before["detections_judged"], "after": after["detections_judged"]},
+            "recall_with_detection": {"before": before["recall_with_detection"],
+                                      "after": after["recall_with_detection"]},
+            "osa": {"before": round(osa_a, 4), "after": round(osa(fb_run, start, end)[0], 4)},
+        }
+    if settings.transfers:
+        tr_run = run_arm(config, settings, "alert_driven", warmup_days, reaction_minutes,
+                         camera_minutes=camera_minutes, transfers=True)  # fmt: skip
+        out["transfers"] = {
+            "transfer_hours": SIM_TRANSFER_HOURS,
+            "lost_sales": {"without": _lost(alert_run, start), "with": _lost(tr_run, start)},
+            "transfers": tr_run.transfers, "units": tr_run.transferred,
+            "suggested": sum(1 for a in tr_run.alerts if a["type"] == "TRANSFER" and a["status"] == "open"),
+            "osa": {"without": round(osa_a, 4), "with": round(osa(tr_run, start, end)[0], 4)},
+        }
+    if settings.alert_budget:
+        out["alert_budget"] = score_budget(alert_run, start, end, settings.alert_budget)
     if plots is not None:
         from backroom.demand.plots import write_plots
 

@@ -10,7 +10,8 @@ alert-driven` (producers/simulator.py consumes the alerts topic and feeds `on_al
 
 Staff look at the shelf when they get there (the truth), so a move fills the shelf to capacity
 from what the backroom really holds; a move that finds nothing to do is not made. A PHANTOM_STOCK
-alert (records say stock, the camera sees a gap) gets the same visit, and the shelf is counted on
+alert (records say stock, the camera sees a gap) or a CHECK_SHELF (records say stock, the sales
+have gone improbably quiet) gets the same visit, and the shelf is counted on
 it (`recount`: the simulator publishes a `count` scan). An alert still
 open after a visit stays on the staff's list and is taken again `reaction_minutes` later (the
 same delay as a new alert, never faster).
@@ -33,7 +34,8 @@ class AlertDrivenStaff:
     """Moves stock for a SKU `reaction_minutes` after its RESTOCK_SHELF alert opens."""
 
     def __init__(self, reaction_minutes: float = 45.0, before: datetime | None = None,
-                 flush: Callable[[], None] | None = None) -> None:
+                 flush: Callable[[], None] | None = None,
+                 feedback: Callable[[dict[str, Any]], None] | None = None) -> None:  # fmt: skip
         self.reaction = timedelta(minutes=reaction_minutes)
         self.due: dict[str, datetime] = {}  # key -> when staff get to the shelf
         self.open: set[str] = set()  # keys with a RESTOCK_SHELF alert open
@@ -45,13 +47,18 @@ class AlertDrivenStaff:
         self.phantom: set[str] = set()  # keys with a PHANTOM_STOCK to check at the next visit
         self.counting: set[str] = set()  # keys visited for it: the shelf is counted
         self.counts = 0
+        # Simulated false-alarm feedback: a check that finds stock on the shelf says so.
+        self.feedback = feedback
+        self.checks: dict[str, dict[str, Any]] = {}  # key -> the check alert being visited for
+        self.false_alarms = 0
 
     def on_alert(self, alert: dict[str, Any]) -> None:
         key = f"{alert['store_id']}:{alert['sku']}"
-        if alert["type"] == "PHANTOM_STOCK":
+        if alert["type"] in ("PHANTOM_STOCK", "CHECK_SHELF"):
             # Records say stock, the camera sees a gap: go and look, fill the shelf, count it.
             if alert["status"] == "open":
                 self.phantom.add(key)
+                self.checks[key] = alert
                 self.due.setdefault(key, _ts(alert["ts"]) + self.reaction)
             return
         if alert["type"] != "RESTOCK_SHELF":
@@ -76,6 +83,14 @@ class AlertDrivenStaff:
         if item.key in self.phantom:
             self.phantom.discard(item.key)
             self.counting.add(item.key)
+            check = self.checks.pop(item.key, None)
+            if self.feedback is not None and check is not None and item.shelf > 0:
+                self.false_alarms += 1
+                self.feedback({
+                    "event_id": f"fb-{check['alert_id']}", "ts": ts, "alert_id": check["alert_id"],
+                    "store_id": check["store_id"], "sku": check["sku"], "alert_type": check["type"],
+                    "verdict": "false_alarm", "source": "simulation", "by": "staff",
+                })  # fmt: skip
         if item.key in self.open:
             # Still open after this visit (a fast mover whose full shelf does not last the
             # reaction time): the task stays on the list, taken again after the same delay.

@@ -81,6 +81,7 @@
     if (msg.type === "snapshot") {
       model.states.clear(); model.obs.clear(); model.alerts.clear(); model.cells.clear();
       model.horizon = msg.horizon_hours;
+      model.budget = msg.alert_budget || null;
     } else if (msg.seq !== model.seq + 1 && model.seq !== 0) {
       // A gap means a lost delta: the page would be wrong, so ask for a fresh snapshot.
       send("resync");
@@ -252,34 +253,66 @@
     const showResolved = $("show-resolved").checked;
     let list = [...model.alerts.values()].filter((a) =>
       (showResolved || a.status !== "resolved") && (!type || a.type === type) && (!ui.store || a.store_id === ui.store));
-    list.sort((a, b) => (a.status === "resolved") - (b.status === "resolved") ||
+    // Open alerts by what they cost if nobody acts (expected lost sales: value, else units),
+    // then severity, then newest; resolved ones after them.
+    list.sort((a, b) => (a.status === "resolved") - (b.status === "resolved") || cost(b) - cost(a) ||
       (SEV[b.severity] || 0) - (SEV[a.severity] || 0) || (tsSec(b.ts) || 0) - (tsSec(a.ts) || 0));
+    // The alert budget: per store, the most costly `budget` open alerts stay in the feed, the
+    // rest go to the "more" list.
+    const more = [];
+    if (model.budget) {
+      const seen = new Map();
+      list = list.filter((a) => {
+        if (a.status === "resolved") return true;
+        const n = (seen.get(a.store_id) || 0) + 1; seen.set(a.store_id, n);
+        if (n <= model.budget) return true;
+        more.push(a); return false;
+      });
+    }
     const total = list.length;
     list = list.slice(0, 200);
-    $("alert-count").textContent = total ? `(${total})` : "";
+    $("alert-count").textContent = total ? `(${total}${more.length ? ` + ${more.length} more` : ""})` : "";
     $("alerts-empty").hidden = total > 0;
-    const items = list.map((a) => {
-      const age = model.now !== null ? model.now - (tsSec(a.opened_ts || a.ts) || model.now) : null;
-      const li = el("li", {
-        class: `alert sev-${a.severity} ${a.status}` + (a.acked ? " acked" : ""),
-        "data-alert-id": a.alert_id, "data-type": a.type, "data-status": a.status, "data-sku": a.sku,
-        "data-store": a.store_id, tabIndex: 0, title: a.message || "",
-      });
-      li.append(
-        el("div", { class: "row1" },
-          el("span", { class: "sev", text: a.severity }),
-          el("span", { class: "type", text: a.type }),
-          el("span", { class: "where", text: `${a.store_id} · ${a.sku}` }),
-          el("span", { class: "age", text: fmtAge(age), title: "age in event time since it opened" })),
-        el("div", { class: "action", text: a.action || "" }),
-        el("div", { class: "row2" },
-          el("span", { class: "status", text: a.status + (a.acked ? " · acked" : "") + (a.resolved_by === "operator" ? " by operator" : "") }),
-          a.status === "resolved" ? "" : el("button", { class: "ack", text: a.acked ? "acked" : "ack", disabled: !!a.acked, "data-act": "ack" }),
-          a.status === "resolved" ? "" : el("button", { class: "resolve", text: "resolve", "data-act": "resolve" })),
-      );
-      return li;
+    $("alerts-more").hidden = more.length === 0;
+    $("alerts-more-count").textContent = String(more.length);
+    $("alerts-more-list").replaceChildren(...more.slice(0, 200).map(alertItem));
+    $("alerts").replaceChildren(...list.map(alertItem));
+  }
+
+  function cost(a) {
+    const lost = (a.evidence && a.evidence.expected_lost) || {};
+    const v = lost.value !== null && lost.value !== undefined ? lost.value : lost.units;
+    return typeof v === "number" && Number.isFinite(v) ? v : 0;
+  }
+
+  function lostText(a) {
+    const lost = (a.evidence && a.evidence.expected_lost) || null;
+    if (!lost || !lost.units) return "";
+    return `≈ ${fmtNum(lost.units, 1)} units lost` + (lost.value ? ` (${fmtNum(lost.value, 2)} at cost)` : "");
+  }
+
+  function alertItem(a) {
+    const age = model.now !== null ? model.now - (tsSec(a.opened_ts || a.ts) || model.now) : null;
+    const li = el("li", {
+      class: `alert sev-${a.severity} ${a.status}` + (a.acked ? " acked" : ""),
+      "data-alert-id": a.alert_id, "data-type": a.type, "data-status": a.status, "data-sku": a.sku,
+      "data-store": a.store_id, "data-false-alarm": a.false_alarm ? "1" : "0", tabIndex: 0, title: a.message || "",
     });
-    $("alerts").replaceChildren(...items);
+    li.append(
+      el("div", { class: "row1" },
+        el("span", { class: "sev", text: a.severity }),
+        el("span", { class: "type", text: a.type }),
+        el("span", { class: "where", text: `${a.store_id} · ${a.sku}` }),
+        el("span", { class: "age", text: fmtAge(age), title: "age in event time since it opened" })),
+      el("div", { class: "action", text: a.action || "" }),
+      el("div", { class: "row2" },
+        el("span", { class: "status", text: a.status + (a.acked ? " · acked" : "") + (a.resolved_by === "operator" ? " by operator" : "") + (a.false_alarm ? " · false alarm reported" : "") }),
+        a.status === "resolved" ? "" : el("button", { class: "ack", text: a.acked ? "acked" : "ack", disabled: !!a.acked, "data-act": "ack" }),
+        a.status === "resolved" ? "" : el("button", { class: "resolve", text: "resolve", "data-act": "resolve" }),
+        a.status === "resolved" || a.false_alarm ? "" : el("button", { class: "false-alarm", text: "false alarm", title: "this alert was wrong: tell Backroom (tunes this SKU's threshold)", "data-act": "false-alarm" }),
+        el("span", { class: "lost", text: lostText(a) })),
+    );
+    return li;
   }
 
   async function act(id, what) {
@@ -575,12 +608,23 @@
       const r = await fetch("/api/ask?" + params, { credentials: "same-origin" });
       const body = await r.json().catch(() => ({}));
       if (!r.ok) { out.replaceChildren(el("p", { class: "err", text: body.detail || `ask failed (${r.status})` })); return; }
-      const table = el("table");
-      if (body.columns && body.columns.length) {
-        table.append(el("tr", null, ...body.columns.map((c) => el("th", { text: c }))));
-        for (const row of (body.rows || []).slice(0, 50)) table.append(el("tr", null, ...row.map((v) => el("td", { text: v === null ? "" : String(v) }))));
+      const grid = (columns, rows) => {
+        const table = el("table");
+        if (columns && columns.length) {
+          table.append(el("tr", null, ...columns.map((c) => el("th", { text: c }))));
+          for (const row of (rows || []).slice(0, 50)) table.append(el("tr", null, ...row.map((v) => el("td", { text: v === null ? "" : String(v) }))));
+        }
+        return table;
+      };
+      const close = el("button", { type: "button", class: "close", text: "×", onclick: () => { out.hidden = true; } });
+      if (body.parts && body.parts.length) {
+        // A several-part answer (the restock plan): one titled table per part.
+        const sections = body.parts.map((p) => el("section", { class: "ask-part", "data-part": p.name },
+          el("h4", { text: `${p.title} (${(p.rows || []).length})` }), grid(p.columns, p.rows)));
+        out.replaceChildren(close, ...sections);
+      } else {
+        out.replaceChildren(close, el("p", { text: body.text || "" }), grid(body.columns, body.rows));
       }
-      out.replaceChildren(el("button", { type: "button", class: "close", text: "×", onclick: () => { out.hidden = true; } }), el("p", { text: body.text || "" }), table);
     } catch (e) {
       out.replaceChildren(el("p", { class: "err", text: "ask failed: " + e }));
     }
@@ -625,15 +669,17 @@
     if (ui.sortKey === key) ui.sortDir = -ui.sortDir; else { ui.sortKey = key; ui.sortDir = key === "sku" || key === "category" ? 1 : -1; }
     ui.dirty.table = true; schedule();
   });
-  $("alerts").addEventListener("click", (e) => {
-    const li = e.target.closest("li[data-alert-id]"); if (!li) return;
-    const btn = e.target.closest("button[data-act]");
-    if (btn) { e.stopPropagation(); act(li.dataset.alertId, btn.dataset.act); return; }
-    openEvidence(li.dataset.alertId);
-  });
-  $("alerts").addEventListener("keydown", (e) => {
-    const li = e.target.closest("li[data-alert-id]"); if (li && e.key === "Enter") openEvidence(li.dataset.alertId);
-  });
+  for (const id of ["alerts", "alerts-more-list"]) {
+    $(id).addEventListener("click", (e) => {
+      const li = e.target.closest("li[data-alert-id]"); if (!li) return;
+      const btn = e.target.closest("button[data-act]");
+      if (btn) { e.stopPropagation(); act(li.dataset.alertId, btn.dataset.act); return; }
+      openEvidence(li.dataset.alertId);
+    });
+    $(id).addEventListener("keydown", (e) => {
+      const li = e.target.closest("li[data-alert-id]"); if (li && e.key === "Enter") openEvidence(li.dataset.alertId);
+    });
+  }
   $("ev-close").addEventListener("click", closeEvidence);
   $("evidence").addEventListener("click", (e) => { if (e.target.id === "evidence") closeEvidence(); });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeEvidence(); });

@@ -180,3 +180,37 @@ def test_evidence_frame_forecast_and_reconnect(kafka_settings: Settings, dashboa
     wait_attr(page, "#sku-table tbody tr[data-sku='M']", "data-shelf", "0")
     wait_attr(page, cell, "data-availability", "0.000")
     assert page.outside_requests == []
+
+
+def test_false_alarm_button_records_feedback_on_the_topic(kafka_settings: Settings, dashboard_factory: Any,
+                                                          page: Any) -> None:  # fmt: skip
+    """The new alert types through the real broker to the page, ordered by expected lost sales;
+    one tap on "false alarm" puts an AlertFeedback on `alerts.feedback` (read back from the broker)."""
+    from tests.helpers import consume_until
+
+    run_async(ensure_topics(kafka_settings))
+    check = {
+        "alert_id": "cs-1", "ts": ts(10), "store_id": "S3", "sku": "Q", "type": "CHECK_SHELF",
+        "status": "open", "severity": "medium", "message": "No sale of Q for 3.1 h", "action": "check the shelf of Q",
+        "evidence": {"p_no_sale": 0.00008, "expected_lost": {"units": 4.0, "value": 8.0, "hours": 2.0}},
+    }  # fmt: skip
+    transfer = {
+        "alert_id": "tr-1", "ts": ts(11), "store_id": "S3", "sku": "R", "type": "TRANSFER",
+        "status": "open", "severity": "high", "message": "Transfer R from S4", "action": "transfer 6 units of R from S4",
+        "evidence": {"expected_lost": {"units": 9.0, "value": 27.0, "hours": 20.0}},
+    }  # fmt: skip
+    run_async(produce(kafka_settings, [("alerts", "S3:Q", check), ("alerts", "S3:R", transfer)]))
+    dash = dashboard_factory(kafka_settings)
+    page.goto(dash.url)
+    page.wait_for_selector("#alerts li.alert[data-alert-id='cs-1']")
+    # Most costly first: the transfer (27.0) above the check (8.0), whatever their severity.
+    assert page.locator("#alerts li.alert").first.get_attribute("data-alert-id") == "tr-1"
+    assert "units lost" in page.locator("#alerts li.alert[data-alert-id='cs-1'] .lost").inner_text()
+    page.click("#alerts li.alert[data-alert-id='cs-1'] button.false-alarm")
+    wait_attr(page, "#alerts li.alert[data-alert-id='cs-1']", "data-false-alarm", "1")
+    assert page.locator("#alerts li.alert[data-alert-id='cs-1'] button.false-alarm").count() == 0
+    got = run_async(consume_until(kafka_settings, "alerts.feedback", lambda r: len(r) >= 1, timeout_s=30))
+    assert [(r["alert_id"], r["alert_type"], r["verdict"], r["source"]) for r in got] == [
+        ("cs-1", "CHECK_SHELF", "false_alarm", "dashboard")]
+    assert page.errors == [], page.errors
+    assert page.outside_requests == []

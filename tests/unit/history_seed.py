@@ -32,6 +32,12 @@ T = "2026-11-27T15:00:00Z"
 STATES = [
     # An older MILK state that the latest one (below) must hide.
     _state("2026-11-27T10:00:00Z", "S001", "MILK-1L", 30, 40, 36, 8, 2.0, 15, 35, "Dairy"),
+    # Lost sales yesterday (2026-11-26): S002 CHIPS-175 shelf empty from 18:00 (6 h x 0.5 = 3.0
+    # units, catalog unit_cost 2.0 -> 6.0); S001 COFFEE-500 empty from 20:00 (4 h x 0.5 = 2.0
+    # units at its sale price 8.0 -> 16.0). Today to 15:00: 15 h x 0.5 = 7.5 units each.
+    _state("2026-11-26T06:00:00Z", "S001", "COFFEE-500", 5, 0, 18, 4, 0.5, 10.0, 10.0, "Coffee & Tea"),
+    _state("2026-11-26T18:00:00Z", "S002", "CHIPS-175", 0, 12, 48, 12, 0.5, 0.0, 96.0, "Snacks"),
+    _state("2026-11-26T20:00:00Z", "S001", "COFFEE-500", 0, 0, 18, 4, 0.5, 0.0, 0.0, "Coffee & Tea"),
     # restock today (below min, backroom has stock); at risk within 48 h
     _state(T, "S001", "MILK-1L", 4, 40, 36, 8, 2.0, 2.0, 22.0, "Dairy"),
     # fine today (15 h > 9 h left today); at risk within 48 h
@@ -71,6 +77,8 @@ ALERTS = [
     _alert("a6", "2026-11-27T14:30:00Z", "S002", "MILK-1L", "REORDER", "update", "critical", "order 36 units"),
     _alert("a7", "2026-11-27T06:00:00Z", "S001", "MILK-1L", "RESTOCK_SHELF", "open", "low", "move 10 units"),
     _alert("a7", "2026-11-27T06:30:00Z", "S001", "MILK-1L", "RESTOCK_SHELF", "resolved", "low", "none"),
+    _alert("a8", "2026-11-27T14:00:00Z", "S001", "BREAD-WHT", "CHECK_SHELF", "open", "medium", "check the shelf"),
+    _alert("a9", "2026-11-27T14:10:00Z", "S002", "MILK-1L", "TRANSFER", "open", "medium", "transfer 10 units from S001"),
 ]
 
 _sale_ids = itertools.count(1)
@@ -87,7 +95,7 @@ SALES = [
     _sale("2026-11-27T09:30:00Z", "S002", "MILK-1L", 2),
     _sale("2026-11-27T10:00:00Z", "S001", "BREAD-WHT", 4),
     _sale("2026-11-27T11:00:00Z", "S002", "CHIPS-175", 6),
-    _sale("2026-11-27T14:59:00Z", "S001", "COFFEE-500", 1),
+    {**_sale("2026-11-27T14:59:00Z", "S001", "COFFEE-500", 1), "unit_price": 8.0},
     # yesterday: WATER-6PK 20, MILK-1L 1
     _sale("2026-11-26T12:00:00Z", "S003", "WATER-6PK", 20),
     _sale("2026-11-26T13:00:00Z", "S001", "MILK-1L", 1),
@@ -102,6 +110,8 @@ CATALOG = [
                    "min_shelf_qty": 8, "lead_time_hours": 48.0, "case_pack": 12}),
     ("*:WATER-6PK", {"sku": "WATER-6PK", "name": "Water 6 pack", "category": "Beverages",
                      "shelf_capacity": 30, "min_shelf_qty": 6, "lead_time_hours": 96.0, "case_pack": 4}),
+    ("*:CHIPS-175", {"sku": "CHIPS-175", "name": "Chips 175 g", "category": "Snacks", "shelf_capacity": 48,
+                     "min_shelf_qty": 12, "lead_time_hours": 72.0, "case_pack": 12, "unit_cost": 2.0}),
 ]
 
 

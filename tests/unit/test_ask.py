@@ -103,9 +103,40 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("empty shelves in store S002", "out_of_stock", {"store": "S002", "scope": "shelf"},
      lambda a: pairs(a) == {("S002", "CHIPS-175")}),
     # open alerts
-    ("show open alerts", "open_alerts", {}, lambda a: len(a.rows) == 5),
+    ("show open alerts", "open_alerts", {}, lambda a: len(a.rows) == 7),
     ("any alerts for store S003", "open_alerts", {"store": "S003"}, lambda a: pairs(a) == PHANTOM),
+    # one SKU in one store, however it is put (store codes as short as "S1" match S001)
+    ("how is MILK-1L doing in store S1", "sku_status", {"sku": "MILK-1L", "store": "S001"}, lambda a: col(a, "shelf_qty") == [4]),
+    ("status of MILK-1L at S1", "sku_status", {"sku": "MILK-1L", "store": "S001"}, lambda a: pairs(a) == {("S001", "MILK-1L")}),
+    ("S1 MILK-1L", "sku_status", {"sku": "MILK-1L", "store": "S001"}, lambda a: pairs(a) == {("S001", "MILK-1L")}),
+    ("MILK-1L at S002?", "sku_status", {"sku": "MILK-1L", "store": "S002"}, lambda a: col(a, "shelf_qty") == [10]),
+    ("how's EGGS-10 in store 2", "sku_status", {"sku": "EGGS-10", "store": "S002"}, lambda a: col(a, "backroom_qty") == [20]),
+    ("what's up with BREAD-WHT in S1", "sku_status", {"sku": "BREAD-WHT", "store": "S001"},
+     lambda a: col(a, "open_alerts") == ["CHECK_SHELF"]),
+    ("where do we stand on COFFEE-500 in S01", "sku_status", {"sku": "COFFEE-500", "store": "S001"},
+     lambda a: col(a, "open_alerts") == ["OUT_OF_STOCK"]),
+    ("how is SKU-0042 doing in store S1", "sku_status", {"sku": "SKU-0042", "store": "S001"}, lambda a: a.rows == []),
+    # the new alert types
+    ("any shelves to check?", "check_shelf", {"alert_type": "CHECK_SHELF"}, lambda a: pairs(a) == {("S001", "BREAD-WHT")}),
+    ("which items stopped selling", "check_shelf", {}, lambda a: pairs(a) == {("S001", "BREAD-WHT")}),
+    ("silent shelves in store S002", "check_shelf", {"store": "S002"}, lambda a: a.rows == []),
+    ("open CHECK_SHELF alerts", "check_shelf", {}, lambda a: col(a, "type") == ["CHECK_SHELF"]),
+    ("suggested transfers", "transfers", {"alert_type": "TRANSFER"}, lambda a: pairs(a) == {("S002", "MILK-1L")}),
+    ("can we get stock from another store", "transfers", {}, lambda a: col(a, "type") == ["TRANSFER"]),
+    # expected lost sales
+    ("What did we lose yesterday?", "lost_sales", {"period": "yesterday"},
+     lambda a: [(r[0], r[1], r[4], r[6], r[7]) for r in a.rows]
+     == [("S001", "COFFEE-500", 2.0, 16.0, "sales"), ("S002", "CHIPS-175", 3.0, 6.0, "catalog unit_cost")]),
+    ("lost sales today in store S002", "lost_sales", {"period": "today", "store": "S002"},
+     lambda a: col(a, "lost_units") == [7.5] and col(a, "empty_hours") == [15.0]),
+    ("how much did we lose this week", "lost_sales", {"period": "this_week"},
+     lambda a: sorted(col(a, "lost_units")) == [9.5, 10.5]),
+    ("missed sales yesterday in snacks", "lost_sales", {"category": "Snacks"}, lambda a: pairs(a) == {("S002", "CHIPS-175")}),
 ]
+
+# "What do I need to restock today?": shelf moves, order or expedite, at risk later today.
+ORDER = {("S001", "COFFEE-500"), ("S001", "MILK-1L"), ("S001", "BREAD-WHT"), ("S002", "MILK-1L"), ("S001", "EGGS-10")}
+AT_RISK_TODAY = [("S001", "BREAD-WHT"), ("S001", "MILK-1L")]  # the CHECK_SHELF first
 
 
 @pytest.fixture(scope="module")
@@ -276,3 +307,40 @@ async def test_impossible_dates_are_refused_not_a_500(store: HistoryStore, offli
         r = await c.get("/api/ask", params={"q": f"what sold most on {day}"})
     assert r.status_code == 400 and "is not a date" in r.json()["detail"]
     assert ask("top sellers on 2028-02-29", store, offline).intent == "top_sellers"  # a leap day
+
+
+def _part(a: Any, name: str) -> Any:
+    part = next(p for p in a.parts if p["name"] == name)
+    return type("Part", (), {"columns": part["columns"], "rows": part["rows"], "sql": part["sql"], "text": part["text"]})
+
+
+@pytest.mark.parametrize("question", ["What do I need to restock today?", "what needs restocking"])
+def test_restock_today_answers_in_three_parts(store: HistoryStore, offline: Settings, question: str) -> None:
+    a = ask(question, store, offline)
+    assert [p["name"] for p in a.parts] == ["shelf_moves", "order", "at_risk_today"]
+    assert pairs(_part(a, "shelf_moves")) == RESTOCK
+    order = _part(a, "order")
+    assert pairs(order) == ORDER
+    r = {(x[0], x[1]): dict(zip(order.columns, x, strict=True)) for x in order.rows}
+    assert r[("S001", "COFFEE-500")]["reason"] == "out of stock" and order.rows[0][1] == "COFFEE-500"
+    assert r[("S002", "MILK-1L")]["reason"] == "runs out before the next delivery"
+    assert r[("S001", "EGGS-10")]["reason"] == "open reorder alert"
+    risk = _part(a, "at_risk_today")
+    assert [(x[0], x[1]) for x in risk.rows] == AT_RISK_TODAY
+    assert col(risk, "fix") == ["check the shelf", "move from the backroom before it empties"]
+    for p in a.parts:
+        assert p["sql"].lstrip().upper().startswith(("SELECT", "WITH")) and p["text"]
+    assert "Order or expedite (5)" in a.text and "At risk later today (2)" in a.text
+
+
+def test_restock_parts_keep_the_store_filter_bound(store: HistoryStore, offline: Settings) -> None:
+    a = ask("what to restock in store 2", store, offline)
+    assert pairs(_part(a, "order")) == {("S002", "MILK-1L")}
+    assert all(p["params"].get("store") == "S002" and "S002" not in p["sql"] for p in a.parts)
+
+
+def test_unknown_question_lists_what_can_be_answered(store: HistoryStore, offline: Settings) -> None:
+    a = ask("what is the weather in Paris", store, offline)
+    assert a.intent == "unknown" and not a.ok and "Try:" in a.text
+    h = ask("help", store, offline)
+    assert {"lost_sales", "check_shelf", "transfers"} <= {r[0] for r in h.rows}

@@ -164,3 +164,25 @@ def test_planogram_sizes_the_shelf_to_the_skus_sales_velocity() -> None:
         assert cap >= item.rate * day * PLANOGRAM_DAYS  # every store's factor is ≤ the top one
         peak = item.rate * max(HOUR_PROFILE) * max(WEEKDAY_PROFILE)
         assert cap >= 3 * peak  # a full shelf lasts ≥ 3 peak hours: 2 h warning + the reaction
+
+
+def test_staff_check_a_silent_shelf_fill_it_and_count_it() -> None:
+    staff = AlertDrivenStaff(reaction_minutes=45)
+    sim = StoreSimulator(SimConfig(stores=1, skus=1, days=1, seed=1))
+    item = item_of(sim)
+    staff.on_alert({"type": "CHECK_SHELF", "status": "open", "store_id": item.store_id,
+                    "sku": item.catalog.sku, "ts": T.isoformat()})  # fmt: skip
+    assert staff(item, T + timedelta(minutes=45)) == item.catalog.shelf_capacity - 2
+    assert staff.recount(item.key) and staff.counts == 1
+
+
+def test_silent_shelf_and_budget_scores_only_when_switched_on(result: dict[str, Any]) -> None:
+    assert "recall_with_detection" not in result["alerts"] and "alert_budget" not in result
+    settings = Settings(_env_file=None, silent_shelf=True, alert_budget=3)  # type: ignore[call-arg]
+    on = backtest(days=4, stores=1, skus=5, seed=5, warmup_days=2, settings=settings, compare=False)
+    assert {"recall_with_detection", "detection_precision", "detected_after_start"} <= set(on["alerts"])
+    a = on["alerts"]
+    assert a["recall"] is None or a["recall_with_detection"] >= a["recall"]
+    assert on["alert_budget"]["budget"] == 3 and on["alert_budget"]["hours_sampled"] == 48
+    covered = on["alert_budget"]["lost_sales_covered"]
+    assert covered is None or 0 < covered <= 1

@@ -82,7 +82,8 @@ def test_views_latest_state_and_open_alerts(tmp_path: Path) -> None:
     assert rows == [(4,)]  # the 15:00 state, not the 10:00 one
     _, rows = store.query("SELECT alert_id, status, severity FROM open_alerts ORDER BY alert_id")
     assert rows == [("a1", "open", "critical"), ("a2", "open", "medium"), ("a3", "open", "high"),
-                    ("a5", "open", "high"), ("a6", "update", "critical")]
+                    ("a5", "open", "high"), ("a6", "update", "critical"), ("a8", "open", "medium"),
+                    ("a9", "open", "medium")]
 
 
 def test_every_topic_has_a_table(tmp_path: Path) -> None:

@@ -1,0 +1,58 @@
+"""The worker's feedback agent: `alerts.feedback` -> that store×SKU's tuning in its alert book.
+
+Registered by `streams.app.create_app` (`add_feedback_agent`); the tuning itself is
+`backroom.feedback.FeedbackTuner` (docs/floor.md). Tests: `pytest tests/stream/test_feedback_agent.py`.
+
+The topic is keyed store_id:sku like the alert books, so each worker tunes the books it owns.
+The book keeps the steps (`tuning`) and the ids of the last feedback events applied, so a
+redelivery after a crash changes nothing; the update runs under the lock the inventory agents
+hold while they read and write books. The silent-shelf watch of this worker gets the new
+CHECK_SHELF threshold at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+
+from backroom.feedback import FeedbackTuner
+from backroom.processing import InventoryProcessor, RawMessage, dead_letter
+from backroom.records import AlertFeedback, InvalidEvent, decode
+from backroom.settings import Settings
+
+KEEP_IDS = 32  # feedback event ids remembered per book (redeliveries)
+
+
+def add_feedback_agent(app: faust.App, settings: Settings, topic: faust.TopicT, dead_topic: faust.TopicT,
+                       alert_books: Any, inventory: InventoryProcessor, lock: asyncio.Lock) -> Any:  # fmt: skip
+    async def apply(fb: AlertFeedback) -> None:
+        key = f"{fb.store_id}:{fb.sku}"
+        async with lock:
+            book = dict(alert_books.get(key) or {})
+            seen = list(book.get("feedback_ids", []))
+            if fb.event_id in seen:
+                return
+            tuner = FeedbackTuner(levels={(key, t): n for t, n in (book.get("tuning") or {}).items()})
+            change = tuner.apply(fb)
+            book["feedback_ids"] = [*seen[-(KEEP_IDS - 1):], fb.event_id]
+            if change is not None:
+                book["tuning"] = tuner.type_steps(key)
+            alert_books[key] = book
+        if inventory.silent is not None:
+            inventory.silent.thresholds[key] = tuner.silent_threshold(settings.silent_shelf_threshold, key)
+
+    @app.agent(topic, name="alert-feedback")
+    async def feedback_agent(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            msg = event.message
+            raw = RawMessage("alerts.feedback", msg.partition, msg.offset, msg.key, msg.value)
+            try:
+                fb = decode(AlertFeedback, raw.value, settings.max_event_bytes)
+            except InvalidEvent as exc:
+                await dead_topic.send(key=raw.key, value=dead_letter(raw, exc.reason).to_json())
+                continue
+            await apply(fb)
+
+    return feedback_agent

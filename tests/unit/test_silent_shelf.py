@@ -1,0 +1,152 @@
+"""The silent-shelf watch: P(no sale) under the forecast, CHECK_SHELF open and resolve.
+
+    pytest tests/unit/test_silent_shelf.py
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import pytest
+
+from backroom.silent_shelf import SilentShelf, crossing_time, expected_units, p_no_sale
+
+T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC).timestamp()  # a Tuesday, 10:00 UTC
+H = 3600.0
+
+
+def flat(rate: float):
+    return lambda hour: rate
+
+
+def open_hours(rate: float):
+    return lambda hour: rate if 7 <= hour % 24 < 23 else 0.0
+
+
+def test_fast_seller_silent_for_an_hour_is_improbable_slow_seller_is_not() -> None:
+    fast = p_no_sale(flat(8.0), T0, T0 + H)  # 8 units/h, one hour of silence
+    slow = p_no_sale(flat(0.2), T0, T0 + H)  # 0.2 units/h, the same hour
+    assert fast == pytest.approx(math.exp(-8.0))
+    assert slow == pytest.approx(math.exp(-0.2))
+    assert fast < 0.001 < 0.5 < slow
+    watch = SilentShelf(threshold=0.01)
+    for sku, rate in (("FAST", 8.0), ("SLOW", 0.2)):
+        watch.observe("S1", sku, shelf=10, last_sale=T0, looked=None, rate_at=flat(rate), ready=True, now=T0)
+    opened = watch.advance(T0 + H)
+    assert [(a.sku, a.type, a.status) for a in opened] == [("FAST", "CHECK_SHELF", "open")]
+    assert opened[0].evidence["p_no_sale"] < 0.01 and opened[0].evidence["silent_hours"] == 1.0
+    # The slow seller needs ln(100)/0.2 = 23 h of silence for the same evidence.
+    assert watch.advance(T0 + 22 * H) == []
+    later = watch.advance(T0 + 24 * H)
+    assert [a.sku for a in later] == ["SLOW"]
+
+
+def test_a_closed_night_costs_nothing() -> None:
+    evening = datetime(2026, 11, 24, 22, 30, tzinfo=UTC).timestamp()
+    # 2 units/h while open: 30 min to closing is 1 unit, the night 0, so by 07:00 P = e^-1.
+    assert expected_units(open_hours(2.0), evening, evening + 8.5 * H) == pytest.approx(1.0)
+    watch = SilentShelf(threshold=0.01)
+    watch.observe("S1", "A", shelf=5, last_sale=evening, looked=None, rate_at=open_hours(2.0), ready=True, now=evening)
+    assert watch.advance(evening + 8.5 * H) == []
+    # ln(100) = 4.605 units: 1 before closing, 3.605 after opening = 1.80 h after 07:00.
+    due = crossing_time(open_hours(2.0), evening, math.log(100), 48)
+    assert due is not None and (due - evening) / H == pytest.approx(8.5 + (math.log(100) - 1) / 2, abs=1e-6)
+    assert len(watch.advance(due)) == 1
+
+
+def test_only_while_records_say_the_shelf_has_stock_and_the_model_is_ready() -> None:
+    watch = SilentShelf(threshold=0.01)
+    watch.observe("S1", "EMPTY", shelf=0, last_sale=T0, looked=None, rate_at=flat(8.0), ready=True, now=T0)
+    watch.observe("S1", "NEW", shelf=9, last_sale=T0, looked=None, rate_at=flat(8.0), ready=False, now=T0)
+    assert watch.advance(T0 + 5 * H) == []
+
+
+@pytest.mark.parametrize("how", ["sale", "look", "empty"])
+def test_resolved_by_a_sale_a_look_or_the_records_reaching_zero(how: str) -> None:
+    watch = SilentShelf(threshold=0.01)
+    watch.observe("S1", "A", shelf=6, last_sale=T0, looked=None, rate_at=flat(4.0), ready=True, now=T0)
+    [opened] = watch.advance(T0 + 2 * H)
+    t = T0 + 2.5 * H
+    kwargs = {"sale": {"last_sale": t, "looked": None, "shelf": 5}, "look": {"last_sale": None, "looked": t, "shelf": 6},
+              "empty": {"last_sale": None, "looked": None, "shelf": 0}}[how]  # fmt: skip
+    [resolved] = watch.observe("S1", "A", rate_at=flat(4.0), ready=True, now=t, **kwargs)  # type: ignore[arg-type]
+    assert (resolved.alert_id, resolved.status, resolved.type) == (opened.alert_id, "resolved", "CHECK_SHELF")
+    # An event that is neither (a receive into the backroom) leaves an open alert open.
+    watch2 = SilentShelf(threshold=0.01)
+    watch2.observe("S1", "A", shelf=6, last_sale=T0, looked=None, rate_at=flat(4.0), ready=True, now=T0)
+    watch2.advance(T0 + 2 * H)
+    assert watch2.observe("S1", "A", shelf=6, last_sale=None, looked=None, rate_at=flat(4.0), ready=True, now=t) == []
+    assert watch2.advance(T0 + 9 * H) == []  # one open alert per key, not one per sweep
+
+
+def test_silence_restarts_at_a_look_and_ids_are_deterministic() -> None:
+    def run() -> list[str]:
+        watch = SilentShelf(threshold=0.05)
+        watch.observe("S1", "A", shelf=6, last_sale=T0, looked=None, rate_at=flat(3.0), ready=True, now=T0)
+        # Counted 0.5 h later: the silence is measured from the count.
+        watch.observe("S1", "A", shelf=6, last_sale=None, looked=T0 + 0.5 * H, rate_at=flat(3.0), ready=True,
+                      now=T0 + 0.5 * H)  # fmt: skip
+        assert watch.advance(T0 + 1.2 * H) == []  # ln(20)/3 = 1.0 h after T0, but not after the count
+        return [a.alert_id for a in watch.advance(T0 + 1.6 * H)]
+
+    first = run()
+    assert len(first) == 1 and run() == first
+
+
+def test_threshold_is_checked() -> None:
+    with pytest.raises(ValueError):
+        SilentShelf(threshold=1.5)
+
+
+def _feed(proc, table, events, topic):
+    import orjson
+
+    from backroom.processing import RawMessage
+    from tests.factories import key
+
+    off = _feed.__dict__.setdefault("off", {"pos.sales": 0, "backroom.scans": 0})
+    batch = []
+    for e in events:
+        off[topic] += 1
+        batch.append(RawMessage(topic, 0, off[topic], key(e).encode(), orjson.dumps(e)))
+    res = proc.process(batch, table.get, lambda _k: None)
+    table.update(res.states)
+    return res
+
+
+def test_the_worker_raises_check_shelf_as_event_time_advances(settings_factory) -> None:
+    """Through InventoryProcessor: A sells 4 an hour for three days, then goes silent with stock
+    on the shelf in the records; B's sales move event time on, and A's silence becomes improbable
+    without a single event of A. A count of A's shelf resolves it."""
+    from backroom.processing import InventoryProcessor
+    from tests.factories import sale, scan
+
+    proc, table = InventoryProcessor(settings_factory(silent_shelf=True, silent_shelf_threshold=1e-4)), {}
+    _feed(proc, table, [scan("receive", 400, sku=s) for s in "AB"] + [scan("move_to_shelf", 40, sku=s) for s in "AB"],
+          "backroom.scans")  # fmt: skip
+    alerts = []
+    for m in range(0, 72 * 60, 15):  # both sell one every 15 minutes, for three days
+        res = _feed(proc, table, [sale(sku="A", minutes=m), sale(sku="B", minutes=m)], "pos.sales")
+        alerts += res.alerts
+        if m % (24 * 60) == 0:
+            _feed(proc, table, [scan("move_to_shelf", 100, sku=s, minutes=m) for s in "AB"], "backroom.scans")
+    assert alerts == [] and proc.silent is not None and proc.silent.watches["S1:A"].rates
+    last_a = 72 * 60 - 15
+    opened = []
+    for m in range(72 * 60, 72 * 60 + 240, 15):  # only B sells now
+        opened += _feed(proc, table, [sale(sku="B", minutes=m)], "pos.sales").alerts
+        if opened:
+            break
+    assert [(a.sku, a.type, a.status) for a in opened] == [("A", "CHECK_SHELF", "open")]
+    silent_h = opened[0].evidence["silent_hours"]
+    # ln(1e4) = 9.2 units at ~4 an hour: a little over two hours of silence, not more than three.
+    assert 2.0 <= silent_h <= 3.0 and (m - last_a) / 60 == pytest.approx(silent_h, abs=0.26)
+    res = _feed(proc, table, [scan("count", 0, sku="A", minutes=m + 5, location="shelf")], "backroom.scans")
+    assert [(a.alert_id, a.status) for a in res.alerts] == [(opened[0].alert_id, "resolved")]
+
+
+def test_off_by_default(settings) -> None:
+    from backroom.processing import InventoryProcessor
+
+    assert InventoryProcessor(settings).silent is None
