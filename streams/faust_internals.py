@@ -6,7 +6,8 @@
 
 The pins in pyproject.toml (faust-streaming, aiokafka, mode-streaming: exact versions) and the
 guard test move together with this module. Every Faust/aiokafka name with a leading underscore
-that Backroom overrides, calls or writes is here and nowhere else in `streams/`.
+that the worker overrides, calls or writes is here and nowhere else in its modules (the soak
+benchmark's probe consumer reads aiokafka's `_client` for a metadata refresh).
 
 What is plugged in through Faust's own extension points (no private name involved):
 - the transport: `Transport` is registered in Faust's transport registry under the URL scheme
