@@ -36,8 +36,8 @@ What must stay custom, and why (each one pinned by the guard test):
    starts (aiokafka hands them to its fetcher in `start()`).
 Private names read (not overridden): `_read_offset`, `_committed_offset`, `_acked`, `_n_acked`,
 `_paused_partitions`, `_buffered_partitions`, `_get_active_partitions`, `_wait_next_records`,
-`_to_message`, `_is_changelog_tp`, `_add_gap`, `_commit_every`, `_stopped`, `_ensure_consumer`
-(consumer), `_enable_passive`, `_processors` (stream), `_asyncio_future_blocking` (asyncio).
+`_to_message`, `_add_gap`, `_ensure_consumer` (consumer), `_enable_passive`, `_processors`
+(stream), `_asyncio_future_blocking` (asyncio).
 
 Partitions that stopped after a rebalance (what `StallWatch` repairs). After every rebalance
 Faust seeks the source partitions to their committed offsets (`Consumer.perform_seek`, via
@@ -127,17 +127,15 @@ class Consumer(faust_aiokafka.Consumer):
         callback = self.callback
         app = self.app
         bulk_handlers = cast(BackroomApp, app).bulk_handlers
-        consumer_should_stop = self._stopped.is_set
-        fetcher_should_stop = fetcher._stopped.is_set
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
         acks_enabled_for = self.app.topics.acks_enabled_for
         suspended = self.suspend_flow.is_set
-        is_changelog_tp = self._is_changelog_tp
-        commit_every = self._commit_every
+        commit_every = app.conf.broker_commit_every
         since_yield = 0
         try:
-            while not (consumer_should_stop() or fetcher_should_stop()):
+            # Service.should_stop: stopped or crashed (Faust's loop reads the stopped flag alone).
+            while not (self.should_stop or fetcher.should_stop):
                 self.diag.set_flag(CONSUMER_FETCHING)
                 fetched, active = await self._wait_next_records(1.0)
                 generation_id = app.consumer_generation_id
@@ -157,7 +155,7 @@ class Consumer(faust_aiokafka.Consumer):
                         await asyncio.sleep(0)
                         since_yield = 0
                     offset = message.offset
-                    if app.rebalancing and not is_changelog_tp(tp):
+                    if app.rebalancing and tp.topic not in app.tables.changelog_topics:
                         # Source records fetched while the worker still finishes a rebalance
                         # (Faust resumes the source partitions, then seeks them to the
                         # committed offsets, then resumes flow control, which empties every
