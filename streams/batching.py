@@ -24,6 +24,8 @@ from typing import Any
 import faust
 from faust.types import EventT
 
+from streams.faust_internals import iterate_in_background, remove_processor
+
 
 async def cadenced_batches(stream: faust.StreamT, max_size: int, window_s: float,
                            min_wait_s: float = 0.01) -> AsyncIterator[list[EventT]]:  # fmt: skip
@@ -63,7 +65,7 @@ async def cadenced_batches(stream: faust.StreamT, max_size: int, window_s: float
     s.add_processor(collect)
     # Faust's own take does the same: iterate the stream in the background so that the
     # processor above sees every event while this generator waits or its caller handles.
-    s._enable_passive(aiter(s.channel))
+    iterate_in_background(s)
     try:
         close_at = loop.time() + window_s
         while not s.should_stop:
@@ -89,6 +91,6 @@ async def cadenced_batches(stream: faust.StreamT, max_size: int, window_s: float
                 not_handling.set()
     finally:
         s.enable_acks = enable_acks
-        s._processors.remove(collect)
+        remove_processor(s, collect)
         room.set()
         not_handling.set()

@@ -23,6 +23,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from streams.faust_internals import committed_offsets
+
 log = logging.getLogger("backroom.metrics")
 
 # Batches range from 1 (a quiet store) to BATCH_SIZE (5000 by default, catch-up after a restart).
@@ -130,7 +132,7 @@ async def consumer_lags(consumer: Any) -> dict[tuple[str, int], int]:
 
     Table changelogs (read only during recovery) and Faust's leader-assignor topic are skipped:
     their "lag" says nothing about keeping up. The committed offset is Faust's own record of what it committed
-    (`_committed_offset`, no public accessor); before the first commit the fetch position
+    (`streams.faust_internals.committed_offsets`); before the first commit the fetch position
     stands in, so a fresh worker still reports how far behind it starts.
     """
     tps = [tp for tp in consumer.assignment()
@@ -138,7 +140,7 @@ async def consumer_lags(consumer: Any) -> dict[tuple[str, int], int]:
     if not tps:
         return {}
     ends = await consumer.highwaters(*tps)
-    committed = getattr(consumer, "_committed_offset", {})
+    committed = committed_offsets(consumer)
     lags: dict[tuple[str, int], int] = {}
     for tp in tps:
         end = ends.get(tp)

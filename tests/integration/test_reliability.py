@@ -185,7 +185,7 @@ def test_two_workers_share_partitions_and_survive_one_leaving(
     time.sleep(3)
     # A graceful leave while batches are in flight: the group rebalances the leaver's
     # partitions onto the first worker, whose changelog replay must not undo its own newer
-    # writes (streams.app.VersionedTable).
+    # writes (streams.tables.VersionedTable).
     second.stop()
     asyncio.run(produce(settings, events[half:]))
     assert final_states(settings, expected) == expected

@@ -47,7 +47,7 @@ def app_and_sent(settings_factory: Any) -> Iterator[tuple[faust.App, Sent]]:
 
     changelog = MagicMock()
     changelog.return_value.message.partition = 0
-    # Records go through Topic.send (dead letters) or straight to the producer (streams.app.send_records).
+    # Records go through Topic.send (dead letters) or straight to the producer (streams.checkpoint.Checkpoint.produce).
     with patch.object(faust.Topic, "send", fake_send), \
          patch.object(type(app.producer), "send", fake_produce), \
          patch.object(faust.Table, "send_changelog", changelog):

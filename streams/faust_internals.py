@@ -1,18 +1,58 @@
-"""Faust's Kafka consumer with a cheaper hand-off of each fetched message to the agents.
+"""Everything Backroom changes inside Faust and aiokafka, in one place.
 
-    app = BackroomApp(...)        # streams/app.py builds the worker with it; nothing else changes
+    from streams.faust_internals import BackroomApp, TRANSPORT_SCHEME, memory_store_url
+    app = BackroomApp(id, broker=[f"{TRANSPORT_SCHEME}://host:9092"], ...)   # streams/app.py
+    pytest tests/stream/test_faust_internals.py      # fails when an overridden internal changes
 
-Faust hands every fetched message to its streams with `Service.wait_first(callback(message),
-suspend_flow.wait())`: four asyncio tasks and an `asyncio.wait` per message, so that a
-rebalance (which sets `suspend_flow`) can abandon a delivery stuck on a full stream buffer.
-On this 2-core machine that is ~15 % of a no-op agent's time (py-spy, `streams/noop.py`).
+The pins in pyproject.toml (faust-streaming, aiokafka, mode-streaming: exact versions) and the
+guard test move together with this module. Every Faust/aiokafka name with a leading underscore
+that the worker overrides, calls or writes is here and nowhere else in its modules (the soak
+benchmark's probe consumer reads aiokafka's `_client` for a metadata refresh).
 
-Almost every delivery finishes without waiting (the stream buffer has room, flow control is
-open), so here the delivery coroutine is first stepped by hand: when it completes on that step,
-no task was needed. Only when it suspends is the rest of it wrapped in a task and raced against
-`suspend_flow` exactly as Faust does, so rebalances behave as before. Everything else in the
-fetch loop (read offsets, gap tracking for acks, commit-every) follows Faust's own loop, except
-that source records fetched before a rebalance has ended are held until it has (see the loop).
+What is plugged in through Faust's own extension points (no private name involved):
+- the transport: `Transport` is registered in Faust's transport registry under the URL scheme
+  `backroom://` (`faust.transport.drivers.TRANSPORTS`), so the app picks it, its consumer and
+  its producer from the broker URL, as it picks `kafka://`;
+- the table store: `KeepingMemoryStore` is registered in the store registry as
+  `backroom-memory://` (`faust.stores.STORES`); tables name it with their `store=` argument;
+- the producer buffer's size: an attribute of each producer's own buffer (`Producer`), not a
+  process-wide change of `ProducerBuffer.max_messages`;
+- acks of bulk records take Faust's `ack_lock` (faust-streaming 0.15), as `Consumer.ack` does.
+
+What must stay custom, and why (each one pinned by the guard test):
+1. `Consumer._new_consumer_thread`: Faust names its consumer-thread class in code, no setting.
+2. `Consumer._drain_messages`: Faust's fetch loop, with (a) the cheaper hand-off of each message
+   (Faust spends four asyncio tasks and an `asyncio.wait` per message to race each delivery
+   against `suspend_flow`: ~15 % of a no-op agent here; the delivery is stepped once by hand
+   and raced only when it suspends, `_finish`), (b) source records fetched while a rebalance
+   is still being finished held until it has ended (delivered earlier they were dropped with
+   the stream queues and committed past: the kill -9 test lost ~85 offsets per partition), and
+   (c) the bulk path: records of `bulk_handlers` topics handed over per fetch, acked in one
+   step once durable (`mark_bulk_done`). Faust has no hook in that loop.
+3. `Consumer._new_offset`: the commit offset of a bulk partition is its last durable record + 1.
+4. `ConsumerThread._create_worker_consumer`: Faust builds the aiokafka consumer with
+   `fetch_max_wait_ms=1500` hard-coded and no `fetch_min_bytes` argument, and has no setting for
+   either; both are aiokafka constructor arguments, set here on the new consumer before it
+   starts (aiokafka hands them to its fetcher in `start()`).
+Private names read (not overridden): `_read_offset`, `_committed_offset`, `_acked`, `_n_acked`,
+`_paused_partitions`, `_buffered_partitions`, `_get_active_partitions`, `_wait_next_records`,
+`_to_message`, `_add_gap`, `_ensure_consumer` (consumer), `_enable_passive`, `_processors`
+(stream), `_asyncio_future_blocking` (asyncio).
+
+Partitions that stopped after a rebalance (what `StallWatch` repairs). After every rebalance
+Faust seeks the source partitions to their committed offsets (`Consumer.perform_seek`, via
+aiokafka's `seek_to_committed`), and relies on that seek to re-read anything its fetch loop took
+from aiokafka but did not deliver: the rest of a fetch abandoned at a flow stop or a generation
+change, records fetched in a generation that has ended. aiokafka's `seek_to_committed` seeks
+only partitions whose committed offset is above 0 (`if offset and offset > 0`); a partition
+with nothing committed yet (or committed at 0) keeps its fetch position, past the records that
+were dropped, and nothing reads them again until another rebalance. That is the stall the
+watch saw: read offset frozen, flow active, nothing paused, records on the broker, and its
+repair needed "the earliest offset when nothing was committed". `ConsumerThread.
+seek_to_committed` seeks those source partitions to their start as well (what
+`auto_offset_reset=earliest` means for them); redelivered events are skipped by the per-key
+offset watermark. `StallWatch` stays as a watchdog that logs a warning and counts each repair
+(`repairs`), so a stall with another cause shows up in the log instead of as lost events.
 """
 
 from __future__ import annotations
@@ -31,9 +71,12 @@ from collections.abc import (
 from typing import Any, cast
 
 import faust
-from aiokafka.partitioner import DefaultPartitioner, murmur2
+from faust.stores import STORES
+from faust.stores.memory import Store as MemoryStore
 from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types.tuples import ack_lock
 
 
 async def _finish(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
@@ -66,7 +109,9 @@ BulkHandler = Callable[[Mapping[Any, Sequence[Any]]], Awaitable[None]]
 
 
 class Consumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> Any:
+    """Faust's aiokafka consumer with the cheaper hand-off and the bulk path (module docstring)."""
+
+    def _new_consumer_thread(self) -> Any:  # Faust internal #1 (no setting names the class)
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -78,21 +123,19 @@ class Consumer(faust_aiokafka.Consumer):
         self._bulk_idle = asyncio.Event()
         self._bulk_idle.set()
 
-    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - Faust internal #2
         callback = self.callback
         app = self.app
         bulk_handlers = cast(BackroomApp, app).bulk_handlers
-        consumer_should_stop = self._stopped.is_set
-        fetcher_should_stop = fetcher._stopped.is_set
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
         acks_enabled_for = self.app.topics.acks_enabled_for
         suspended = self.suspend_flow.is_set
-        is_changelog_tp = self._is_changelog_tp
-        commit_every = self._commit_every
+        commit_every = app.conf.broker_commit_every
         since_yield = 0
         try:
-            while not (consumer_should_stop() or fetcher_should_stop()):
+            # Service.should_stop: stopped or crashed (Faust's loop reads the stopped flag alone).
+            while not (self.should_stop or fetcher.should_stop):
                 self.diag.set_flag(CONSUMER_FETCHING)
                 fetched, active = await self._wait_next_records(1.0)
                 generation_id = app.consumer_generation_id
@@ -112,7 +155,7 @@ class Consumer(faust_aiokafka.Consumer):
                         await asyncio.sleep(0)
                         since_yield = 0
                     offset = message.offset
-                    if app.rebalancing and not is_changelog_tp(tp):
+                    if app.rebalancing and tp.topic not in app.tables.changelog_topics:
                         # Source records fetched while the worker still finishes a rebalance
                         # (Faust resumes the source partitions, then seeks them to the
                         # committed offsets, then resumes flow control, which empties every
@@ -138,8 +181,7 @@ class Consumer(faust_aiokafka.Consumer):
                     if read and offset - read > 1 and acks_enabled_for(message.topic):
                         await self._add_gap(tp, read + 1, offset)  # e.g. compacted or aborted
                     if commit_every is not None and self._n_acked >= commit_every:
-                        self._n_acked = 0
-                        await self.commit()
+                        await self._commit_now()
                     delivery = cast(Coroutine[Any, Any, Any], callback(message))
                     if suspended():
                         await self.wait_first(delivery, self.suspend_flow.wait())
@@ -158,8 +200,7 @@ class Consumer(faust_aiokafka.Consumer):
                     # `wait_empty` waits for it) rather than abandoning it half-sent.
                     await asyncio.shield(self._bulk(bulk, active, generation_id))
                     if commit_every is not None and self._n_acked >= commit_every:
-                        self._n_acked = 0
-                        await self.commit()
+                        await self._commit_now()
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -228,7 +269,7 @@ class Consumer(faust_aiokafka.Consumer):
 
     async def _bulk_handle(self, handlers: dict[str, BulkHandler], by_topic: dict[str, dict[Any, list[Any]]],
                            generation_id: int) -> None:  # fmt: skip  # pragma: no cover
-        app, read_offset = self.app, self._read_offset
+        app = self.app
         for topic, records_by_tp in by_topic.items():
             try:
                 await handlers[topic](records_by_tp)
@@ -242,6 +283,15 @@ class Consumer(faust_aiokafka.Consumer):
                 continue
             if generation_id != app.consumer_generation_id:
                 continue  # durable, but the partitions may be someone else's now: let them re-read
+            self.mark_bulk_done(records_by_tp)
+
+    def mark_bulk_done(self, records_by_tp: Mapping[Any, Sequence[Any]]) -> None:
+        """Step 5 of `streams.checkpoint.Checkpoint` for bulk records: everything up to each
+        partition's last record is durable, so the committer may commit past it.
+
+        Under Faust's `ack_lock`, as `Consumer.ack` writes the same bookkeeping."""
+        read_offset = self._read_offset
+        with ack_lock:
             for tp, records in records_by_tp.items():
                 last = records[-1].offset
                 read_offset[tp] = last
@@ -249,7 +299,13 @@ class Consumer(faust_aiokafka.Consumer):
                 self._acked.setdefault(tp, [])  # the entry makes `commit` look at this partition
                 self._n_acked += len(records)
 
-    def _new_offset(self, tp: Any) -> int | None:
+    async def _commit_now(self) -> None:
+        """Faust's commit-every: reset the count of acks (under `ack_lock`), then commit."""
+        with ack_lock:
+            self._n_acked = 0
+        await self.commit()
+
+    def _new_offset(self, tp: Any) -> int | None:  # Faust internal #3
         done = self._bulk_done.get(tp)
         if done is not None:
             return done + 1  # a bulk partition: everything up to `done` is durable
@@ -283,27 +339,74 @@ class Consumer(faust_aiokafka.Consumer):
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Faust's consumer thread, with fetch requests that may wait for data on the broker
-    (`BackroomApp.fetch_min_bytes`, `fetch_max_wait_ms`; Faust sets neither)."""
+    (`BackroomApp.fetch_min_bytes`, `fetch_max_wait_ms`) and a seek to committed offsets that
+    covers partitions with nothing committed (module docstring: the stall)."""
 
-    def _create_worker_consumer(self, transport: Any) -> Any:
+    def _create_worker_consumer(self, transport: Any) -> Any:  # Faust internal #4
         consumer = super()._create_worker_consumer(transport)
         app = self.app
-        # aiokafka hands these to its fetcher at start().
+        # aiokafka's constructor arguments `fetch_min_bytes`/`fetch_max_wait_ms`, which Faust
+        # does not pass through; aiokafka hands them to its fetcher at start().
         consumer._fetch_min_bytes = getattr(app, "fetch_min_bytes", 1)
         consumer._fetch_max_wait_ms = getattr(app, "fetch_max_wait_ms", 1500)
         return consumer
 
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        return cast(Mapping[Any, int], await self.call_thread(self._seek_committed_or_start))
+
+    async def _seek_committed_or_start(self) -> Mapping[Any, int]:
+        consumer = self._ensure_consumer()
+        committed = cast(Mapping[Any, int], await consumer.seek_to_committed())
+        # aiokafka leaves a partition committed at 0 or not at all where it is; a source
+        # partition then has to start over (changelogs are positioned by table recovery).
+        changelogs = self.app.tables.changelog_topics
+        from_start = [tp for tp, offset in committed.items()
+                      if (offset is None or offset <= 0) and tp.topic not in changelogs]  # fmt: skip
+        if from_start:
+            await consumer.seek_to_beginning(*from_start)
+        return committed
+
+
+class Producer(faust_aiokafka.Producer):
+    """Faust's aiokafka producer whose buffer holds `BackroomApp.producer_buffer_messages`.
+
+    Faust pauses the whole conductor whenever more than `ProducerBuffer.max_messages` (100)
+    records wait in the buffer; one coalesced batch writes one changelog record per touched key,
+    often more than 100."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        wanted = getattr(self.app, "producer_buffer_messages", 0)
+        self.buffer.max_messages = max(self.buffer.max_messages, wanted)
+
 
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
+    Producer = Producer
+
+
+# Faust picks a transport by the broker URL's scheme, and a store by the store URL's scheme.
+TRANSPORT_SCHEME = "backroom"
+TRANSPORTS.aliases[TRANSPORT_SCHEME] = f"{__name__}:Transport"
+MEMORY_STORE_SCHEME = "backroom-memory"
+STORES.aliases[MEMORY_STORE_SCHEME] = f"{__name__}:KeepingMemoryStore"
+
+
+def memory_store_url(store: str) -> str | None:
+    """The store URL a versioned table names (`store=`): `KeepingMemoryStore` where the app's
+    store is Faust's memory store, else None (the app's store)."""
+    # With a host: an URL with none is false, and Faust then falls back to the app's store.
+    return f"{MEMORY_STORE_SCHEME}://localhost" if store.startswith("memory:") else None
 
 
 class BackroomApp(faust.App):
-    """A Faust app whose consumer uses the cheaper per-message hand-off above, and holds
-    source records fetched while a rebalance is still being finished (`rebalance_ended`)."""
+    """A Faust app on the `backroom://` transport: the cheaper per-message hand-off, the bulk
+    path (`bulk_handlers`), source records held while a rebalance is still being finished
+    (`rebalance_ended`), and the fetch and producer-buffer sizes below."""
 
     fetch_min_bytes = 1
     fetch_max_wait_ms = 1500
+    producer_buffer_messages = 100
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -316,8 +419,46 @@ class BackroomApp(faust.App):
         super().on_rebalance_end()
         self.rebalance_ended.set()
 
-    def _new_transport(self) -> Any:
-        return Transport(self.conf.broker_consumer, self)
+
+class KeepingMemoryStore(MemoryStore):
+    """Faust's in-memory store, minus its clean-up after each rebalance (`backroom-memory://`).
+
+    After every recovery the stock store deletes the keys it replayed for partitions that are
+    not active here (standby replicas included), while Faust's recovery keeps reading a standby
+    partition from the offset it had reached: promoted to active later, that partition came back
+    without every key whose last write was older. The two-worker graceful-leave test
+    (`make test-reliability`) caught it as versions behind after the leaver's partitions moved.
+    Keeping the values costs memory for partitions this worker gave away, nothing else: a
+    partition that comes back is replayed over them, newer versions winning."""
+
+    async def on_recovery_completed(self, active_tps: set[Any], standby_tps: set[Any]) -> None:
+        return None
+
+    def get_raw(self, key: str) -> Any:
+        """The stored value, straight from the store's dict (`Mapping.get` on the store is a
+        try/except around `__getitem__` in Python: ~2 % of the worker at 100k keys)."""
+        return self.data.get(key)
+
+    def put_raw(self, values: Mapping[str, Any]) -> None:
+        """Set values with no await in between (see `streams.tables.write_values`)."""
+        self.data.update(values)
+
+
+def iterate_in_background(stream: faust.StreamT) -> None:
+    """Iterate a stream in the background so its processors see every event, as Faust's own
+    `take` does (`Stream._enable_passive`)."""
+    s: Any = stream
+    s._enable_passive(aiter(s.channel))
+
+
+def remove_processor(stream: faust.StreamT, processor: Callable[[Any], Any]) -> None:
+    """Undo `Stream.add_processor` (Faust has no public way)."""
+    cast(Any, stream)._processors.remove(processor)
+
+
+def committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
+    """Faust's record of the offsets it committed, per partition (no public accessor)."""
+    return cast(Mapping[Any, int | None], getattr(consumer, "_committed_offset", {}))
 
 
 class StallWatch:
@@ -338,6 +479,7 @@ class StallWatch:
     def __init__(self, topics: set[str]) -> None:
         self.topics = topics
         self.last: dict[Any, int | None] = {}
+        self.repairs = 0  # partitions sought back so far
 
     async def check(self, consumer: Any, busy: bool) -> list[Any]:
         if busy or not consumer.flow_active:
@@ -362,6 +504,7 @@ class StallWatch:
                 stalled.append(tp)
         self.last = read_now
         if stalled:
+            self.repairs += len(stalled)
             active = consumer._get_active_partitions()
             buffered = consumer._buffered_partitions
             for tp in stalled:
@@ -383,28 +526,3 @@ class StallWatch:
                 await consumer.seek(tp, committed if committed is not None else earliest.get(tp, 0))
             self.last.clear()
         return stalled
-
-
-class KeyPartitioner:
-    """Kafka's default partitioning of keyed records (murmur2, as aiokafka's `DefaultPartitioner`
-    and the Java client), with each key's hash remembered.
-
-    aiokafka's murmur2 is pure Python, ~9 µs a key, and the worker sends two or three keyed
-    records per event (the changelog value, `inventory.state`, alerts): ~10 % of its time at
-    100k keys. Hashes are kept for up to `size` keys (~100 bytes each), then forgotten at once,
-    so memory stays bounded whatever the key count; the partition is the same either way."""
-
-    def __init__(self, size: int = 1 << 18) -> None:
-        self.size = size
-        self._hashes: dict[bytes, int] = {}
-        self._unkeyed = DefaultPartitioner()
-
-    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-        if key is None:
-            return self._unkeyed(key, all_partitions, available)  # type: ignore[no-any-return]
-        h = self._hashes.get(key)
-        if h is None:
-            if len(self._hashes) >= self.size:
-                self._hashes.clear()
-            h = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
-        return all_partitions[h % len(all_partitions)]
