@@ -37,9 +37,12 @@ give closed-store hours a band and make busy hours look too certain.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import pickle
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from river import compose, linear_model, optim, preprocessing, time_series
 
@@ -62,6 +65,16 @@ SEASON_SMOOTHER = (7 / 21, 6 / 21, 3 / 21, -2 / 21)
 def weekday_of(hour: int) -> int:
     """Monday = 0 for an epoch hour (1970-01-01 was a Thursday)."""
     return (hour // 24 + 3) % 7
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def local_hour(tz: str, hour: int) -> int:
+    """The epoch hour `hour` (UTC) as an hour index on the wall clock of zone `tz` (whole
+    hours of offset; a half-hour zone is floored), so `% 24` is the local hour of day."""
+    if tz == "UTC":
+        return hour
+    off = datetime.fromtimestamp(hour * 3600, UTC).astimezone(ZoneInfo(tz)).utcoffset()
+    return hour + int(off.total_seconds() // 3600) if off is not None else hour
 
 
 def hour_features(hour: int) -> dict[str, float]:
@@ -177,12 +190,18 @@ class WeekProfile:
     busy day is followed before it closes. At a day's end its sums are kept at weight `carry`:
     a busy afternoon says a little about the next morning, before it has sold anything.
 
+    Hours of the week are the store's wall clock (`tz`, `BACKROOM_STORE_TZ`): a shop that opens
+    at 8 opens at 7 UTC in summer, and a UTC profile would spend weeks relearning that.
+
     Defaults tuned on the bakery's hourly history (`backroom backtest --history`, docs/byod.md).
     """
 
+    tz: str = "UTC"  # class default: pickles from before the setting read as UTC
+
     def __init__(self, kappa: float = 6.0, forget: float = 0.02, level_alpha: float = 0.15,
-                 today_prior: float = 10.0, carry: float = 0.3) -> None:
+                 today_prior: float = 10.0, carry: float = 0.3, tz: str = "UTC") -> None:
         self.carry = carry
+        self.tz = tz
         self.kappa = kappa
         self.forget = forget
         self.level_alpha = level_alpha
@@ -201,12 +220,14 @@ class WeekProfile:
         self.pending: list[tuple[int, float]] = []  # today's hours, learned into rel at day end
 
     def share(self, hour: int) -> float:
+        hour = local_hour(self.tz, hour)
         w, i = (weekday_of(hour) * SEASON + hour % SEASON), hour % SEASON
         prior = self.hod_rel[i] / self.hod_n[i] if self.hod_n[i] > 0 else 1.0 / SEASON
         return (self.rel[w] + self.kappa * prior * self.wdv[w // SEASON]) / (self.n[w] + self.kappa)
 
     def learn_one(self, hour: int, y: float, level: bool = True) -> None:
-        day = hour - hour % SEASON
+        lh = local_hour(self.tz, hour)
+        day = lh - lh % SEASON
         if self.day_start is None:
             self.day_start = day
         if day != self.day_start:
@@ -222,7 +243,8 @@ class WeekProfile:
     def _close_day(self) -> None:
         # A whole day with no sale at all is a closed shop (a holiday): it says nothing about
         # the level or the profile, and learning it would drag both down for days after.
-        if self.day_hours == SEASON and self.day_total > 0:
+        # (23 hours: the day clocks go forward; fewer: the day the model started)
+        if self.day_hours >= SEASON - 1 and self.day_total > 0:
             total = self.day_total
             if self.level <= 0.0:
                 self.level = total
@@ -231,7 +253,8 @@ class WeekProfile:
             expected = sum(self.share(hour) for hour, _ in self.pending)
             keep = 1.0 - self.forget
             for hour, y in self.pending:
-                w, i = weekday_of(hour) * SEASON + hour % SEASON, hour % SEASON
+                lh = local_hour(self.tz, hour)
+                w, i = weekday_of(lh) * SEASON + lh % SEASON, lh % SEASON
                 r = y / self.level
                 self.rel[w] = self.rel[w] * keep + r
                 self.n[w] = self.n[w] * keep + 1.0
@@ -251,12 +274,15 @@ class WeekProfile:
         self.today_f *= self.carry
 
     def rates(self, start: int, hours: int) -> list[float]:
-        ratio = (self.today_y + self.today_prior) / (self.today_f + self.today_prior)
+        p, c = self.today_prior, self.carry
+        ratio = (self.today_y + p) / (self.today_f + p)
+        # Past today: what the ratio will be once today closes (its sums kept at `carry`).
+        later = (c * self.today_y + p) / (c * self.today_f + p)
         end_of_day = (self.day_start if self.day_start is not None else start) + SEASON
         out = []
         for h in range(start, start + hours):
             f = self.level * self.share(h)
-            out.append(f * ratio if h < end_of_day else f)
+            out.append(f * (ratio if local_hour(self.tz, h) < end_of_day else later))
         return out
 
 
@@ -284,12 +310,12 @@ def poisson_median(mean: float) -> float:
     return float(k)
 
 
-def make_model(kind: str) -> Any:
+def make_model(kind: str, tz: str = "UTC") -> Any:
     """The estimator behind one forecaster kind (hyperparameters chosen in the backtest)."""
     if kind == "profile":
         return HourProfile()
     if kind == "weekprofile":
-        return WeekProfile()
+        return WeekProfile(tz=tz)
     if kind in HOLT_WINTERS:
         # Additive: closed-store hours are zeros, which a multiplicative season cannot divide by.
         # River's additive season reads the trend, so a (nearly frozen) trend is required.
@@ -311,9 +337,9 @@ def make_model(kind: str) -> Any:
 class Forecaster:
     """One store×SKU's River model plus its residual dispersion; pickled into the table."""
 
-    def __init__(self, kind: str, residual_alpha: float = 0.03) -> None:
+    def __init__(self, kind: str, residual_alpha: float = 0.03, tz: str = "UTC") -> None:
         self.kind = kind
-        self.model = make_model(kind)
+        self.model = make_model(kind, tz)
         self.residual_alpha = residual_alpha
         self.next_hour: int | None = None  # the epoch hour the next `learn` must be about
         self.learned = 0  # hours fed (imputed censored hours included for time-series models)

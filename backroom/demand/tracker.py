@@ -59,7 +59,6 @@ WEEKDAY_RANGE = (0.25, 4.0)
 # season, the weekday factors and the dispersion for weeks.
 LEARN_CAP_K = 10.0  # an hour teaches at most this many times the typical selling hour
 LEARN_CAP_ALPHA = 0.05  # EW weight of a selling hour in the typical size (log scale)
-LEARN_CAP_WARM = 5  # selling hours seen before the cap acts
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,7 @@ class DemandConfig:
     grace_minutes: float = 15.0
     censor_minutes: float = 10.0
     baseline_alpha: float = 0.1
+    tz: str = "UTC"  # the store's zone: weekprofile's hours of the week are local
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DemandConfig:
@@ -77,6 +77,7 @@ class DemandConfig:
             horizon_hours=max(SEASON, math.ceil(settings.horizon_hours)),
             grace_minutes=settings.demand_grace_minutes,
             censor_minutes=settings.demand_censor_minutes,
+            tz=settings.store_tz,
         )
 
 
@@ -171,7 +172,7 @@ class DemandTracker:
             if self.model is not None and self.kind == cfg.model:
                 self._forecaster = Forecaster.loads(self.model)
             else:
-                self._forecaster = Forecaster(cfg.model)  # none yet, or the setting changed
+                self._forecaster = Forecaster(cfg.model, tz=cfg.tz)  # none yet, or the setting changed
                 self.kind = cfg.model
         return self._forecaster
 
@@ -241,7 +242,10 @@ class DemandTracker:
         """The most one hour may teach (inf while the guard is warming up); a selling hour,
         capped, updates the typical size. Geometric, not arithmetic: a few huge lines among the
         first hours then inflate the cap by a factor, not by their size."""
-        cap = LEARN_CAP_K * math.exp(self.typical) if self.selling >= LEARN_CAP_WARM else math.inf
+        # Before any sale the typical hour is 1 unit: a SKU's first hour teaches at most K units,
+        # and each of the next few can raise the cap by a factor (the bulk item that really
+        # sells 500 an hour is learned in full from about its fourth selling hour).
+        cap = LEARN_CAP_K * math.exp(self.typical)
         if qty > 0:
             self.selling += 1
             a = max(LEARN_CAP_ALPHA, 1.0 / self.selling)
@@ -532,6 +536,8 @@ class DemandTracker:
             day_c=data.get("day_c", 0.0),
             day_level=data.get("day_level", 0.0),
             days=data.get("days", 0),
-            typical=data.get("typical", 0.0),  # absent before the outlier guard: warms up again
+            # Absent before the outlier guard: start from the mean hourly rate (below a typical
+            # selling hour, so the cap only starts low and rises within a few selling hours).
+            typical=data.get("typical", math.log(max(1.0, data["rate"]))),
             selling=data.get("selling", 0),
         )

@@ -522,6 +522,26 @@ def test_the_guard_leaves_ordinary_hours_alone() -> None:
     assert d.fc == free.fc and d.dispersion == free.dispersion
 
 
+def test_a_new_skus_first_huge_line_is_capped_too() -> None:
+    # Nothing to compare the very first sale with: it teaches at most K units (typical 1), and
+    # a real bulk seller is learned in full within a few selling hours.
+    from backroom.demand.tracker import LEARN_CAP_K
+
+    cfg = DemandConfig()
+    d = DemandTracker()
+    for h in range(H0, H0 + 24 * 3):
+        if h == H0 + 24 + 10:
+            d.add_sale_at(h * 3600 + 60, 74_215)
+        d.advance_at((h + 1) * 3600 + 16 * 60, cfg)
+    assert sum(d.fc[:24]) < 2 * LEARN_CAP_K
+    bulk = DemandTracker()
+    for h in range(H0, H0 + 24 * 3):
+        if 9 <= h % 24 < 17:
+            bulk.add_sale_at(h * 3600 + 60, 500)
+        bulk.advance_at((h + 1) * 3600 + 16 * 60, cfg)
+    assert math.exp(bulk.typical) > 200 and LEARN_CAP_K * math.exp(bulk.typical) > 500
+
+
 def test_guard_state_round_trips_and_old_values_warm_it_up_again() -> None:
     d = _steady_then_huge(None)
     data = orjson.loads(orjson.dumps(d.to_dict()))
@@ -529,7 +549,7 @@ def test_guard_state_round_trips_and_old_values_warm_it_up_again() -> None:
     assert data["selling"] > 100
     del data["typical"], data["selling"]
     old = DemandTracker.from_data(data)
-    assert old.typical == 0.0 and old.selling == 0
+    assert old.typical == pytest.approx(math.log(max(1.0, d.rate))) and old.selling == 0
 
 
 def test_one_huge_residual_moves_the_dispersion_a_bounded_step() -> None:
@@ -553,3 +573,42 @@ def test_the_week_profile_gets_no_second_set_of_weekday_factors() -> None:
     for day in range(15):
         feed_day(hw, day, DemandConfig())
     assert len(hw.wd) == 7
+
+
+def test_local_hour_follows_daylight_saving() -> None:
+    from backroom.demand.forecast import local_hour
+
+    winter = int(datetime(2026, 1, 15, 12, tzinfo=UTC).timestamp() // 3600)
+    summer = int(datetime(2026, 7, 15, 12, tzinfo=UTC).timestamp() // 3600)
+    assert local_hour("UTC", summer) == summer
+    assert local_hour("Europe/London", winter) == winter
+    assert local_hour("Europe/London", summer) == summer + 1
+    assert local_hour("America/New_York", winter) % 24 == 7
+
+
+@pytest.mark.parametrize(("tz", "opens_at_7_utc"), [("Europe/London", True), ("UTC", False)])
+def test_week_profile_keeps_local_opening_hours_across_the_clock_change(tz: str, opens_at_7_utc: bool) -> None:
+    # A shop open 08-17 local time; clocks go forward on 2026-03-29 (08 local = 07 UTC after).
+    from zoneinfo import ZoneInfo
+
+    f = Forecaster("weekprofile", tz=tz)
+    first = int(datetime(2026, 2, 2, tzinfo=UTC).timestamp() // 3600)
+    last = int(datetime(2026, 4, 6, tzinfo=UTC).timestamp() // 3600)  # a Monday, after the change
+    for h in range(first, last):
+        local = datetime.fromtimestamp(h * 3600, UTC).astimezone(ZoneInfo("Europe/London"))
+        f.learn(h, 3.0 if 8 <= local.hour < 17 else 0.0)
+    seven_utc = f.forecast_from(last + 7, 1)[0]  # 08:00 local, the first open hour
+    assert (seven_utc > 1.5) is opens_at_7_utc
+    sixteen_utc = f.forecast_from(last + 16, 1)[0]  # 17:00 local: closed
+    assert (sixteen_utc < 0.5) is opens_at_7_utc
+
+
+def test_store_tz_setting_must_be_a_known_zone() -> None:
+    from pydantic import ValidationError
+
+    from backroom.settings import Settings
+
+    assert Settings(_env_file=None, store_tz="Europe/London").store_tz == "Europe/London"  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        Settings(_env_file=None, store_tz="Mars/Olympus")  # type: ignore[call-arg]
+    assert DemandConfig.from_settings(Settings(_env_file=None, store_tz="Asia/Tokyo")).tz == "Asia/Tokyo"  # type: ignore[call-arg]

@@ -71,6 +71,11 @@ def test_wape_is_sane_and_beats_seasonal_naive(result: dict[str, Any]) -> None:
     # The point forecast (a Poisson median) is what absolute error rewards; the mean pays more.
     assert f["wape"] < f["wape_mean"] < f["seasonal_naive_wape"]
     assert all(s["wape"] <= s["wape_mean"] for s in f["per_sku"].values())
+    # Forecast at midnight for the whole day: still better than naive; on this stationary
+    # series the later information barely matters either way.
+    assert f["wape_day_ahead"] < f["seasonal_naive_wape"]
+    assert abs(f["wape_day_ahead"] - f["wape"]) < 0.05 and f["wape_day_ahead_mean"] > f["wape_day_ahead"]
+    assert f["ratio_to_naive_day_ahead"] == pytest.approx(f["wape_day_ahead"] / f["seasonal_naive_wape"], abs=2e-3)
 
 
 def test_one_wholesale_line_does_not_set_the_stock_for_months(tmp_path: Path) -> None:
