@@ -20,7 +20,11 @@ models on the same simulated store and reports WAPE per model; `BACKROOM_DEMAND_
   times an exponentially smoothed daily level and today's running ratio (closed form, not River;
   built for real stores with weeks of history: `backroom backtest --history`).
 
-Hours are event-time epoch hours (UTC hour index). A forecaster must be fed every hour in order:
+`poisson_median` turns a mean into the point forecast absolute error (WAPE) rewards
+(`DemandTracker.point_at`); the means stay what projections and reorders use.
+
+Hours are event-time epoch hours (UTC hour index; `weekprofile` reads them on the store's
+wall clock, `BACKROOM_STORE_TZ`). A forecaster must be fed every hour in order:
 the time-series models (HoltWinters, SNARIMAX) have no notion of a skipped step. A censored hour
 (the shelf was empty, so sales understate demand) is therefore fed to them as the higher of
 their own forecast and the tracker's estimate (sales scaled to the stocked time): imputation
