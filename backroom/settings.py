@@ -150,6 +150,11 @@ class Settings(BaseSettings):
         description="hourly forecaster per store×SKU: holtwinters (smoothed hour-of-day indices) | "
         "holtwinters_raw | profile | snarimax | linear | weekprofile (compared by `backroom backtest`)",
     )
+    store_tz: str = Field(
+        default="UTC",
+        description="the stores' time zone (IANA name): weekprofile learns hours of the week in local "
+        "time, so a daylight-saving change does not shift the opening hours",
+    )
     demand_grace_minutes: float = Field(
         default=15.0, ge=0, description="an hour closes this long after its end (late events)"
     )
@@ -180,6 +185,17 @@ class Settings(BaseSettings):
     log_format: str = Field(
         default="text", pattern="^(text|json)$", description="text | json (one JSON object a line)"
     )
+
+    @field_validator("store_tz", mode="after")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/London)") from None
+        return value
 
     @field_validator("dashboard_token", mode="after")
     @classmethod

@@ -20,7 +20,11 @@ models on the same simulated store and reports WAPE per model; `BACKROOM_DEMAND_
   times an exponentially smoothed daily level and today's running ratio (closed form, not River;
   built for real stores with weeks of history: `backroom backtest --history`).
 
-Hours are event-time epoch hours (UTC hour index). A forecaster must be fed every hour in order:
+`poisson_median` turns a mean into the point forecast absolute error (WAPE) rewards
+(`DemandTracker.point_at`); the means stay what projections and reorders use.
+
+Hours are event-time epoch hours (UTC hour index; `weekprofile` reads them on the store's
+wall clock, `BACKROOM_STORE_TZ`). A forecaster must be fed every hour in order:
 the time-series models (HoltWinters, SNARIMAX) have no notion of a skipped step. A censored hour
 (the shelf was empty, so sales understate demand) is therefore fed to them as the higher of
 their own forecast and the tracker's estimate (sales scaled to the stocked time): imputation
@@ -37,9 +41,12 @@ give closed-store hours a band and make busy hours look too certain.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import pickle
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from river import compose, linear_model, optim, preprocessing, time_series
 
@@ -49,6 +56,9 @@ ALL_MODELS = (*MODELS, "weekprofile")
 HOLT_WINTERS = ("holtwinters", "holtwinters_raw")
 SEASON = 24  # hours: the daily cycle every model is told about
 VAR_FLOOR = 0.25  # units/hour below which a forecast's variance is not shrunk further
+# One hour moves the dispersion by at most this squared standardised residual (10 sigma): a
+# single line of 74,215 units forecast at 0.25 would otherwise set phi to millions for weeks.
+DISPERSION_STEP_MAX = 1e4
 # Savitzky-Golay weights (quadratic, 7 points) for offsets 0, ±1, ±2, ±3: they reproduce any
 # quadratic exactly, so a smooth daily peak keeps its height, while the variance of independent
 # noise shrinks to sum(w^2) = 1/3. A plain moving average shaves the peaks, the hours where
@@ -59,6 +69,16 @@ SEASON_SMOOTHER = (7 / 21, 6 / 21, 3 / 21, -2 / 21)
 def weekday_of(hour: int) -> int:
     """Monday = 0 for an epoch hour (1970-01-01 was a Thursday)."""
     return (hour // 24 + 3) % 7
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def local_hour(tz: str, hour: int) -> int:
+    """The epoch hour `hour` (UTC) as an hour index on the wall clock of zone `tz` (whole
+    hours of offset; a half-hour zone is floored), so `% 24` is the local hour of day."""
+    if tz == "UTC":
+        return hour
+    off = datetime.fromtimestamp(hour * 3600, UTC).astimezone(ZoneInfo(tz)).utcoffset()
+    return hour + int(off.total_seconds() // 3600) if off is not None else hour
 
 
 def hour_features(hour: int) -> dict[str, float]:
@@ -171,11 +191,21 @@ class WeekProfile:
     days' totals divided by the day's expected share (a Saturday's is above 1), so a busy
     Saturday does not lift the Sunday; within a day, the forecast is scaled by today's running
     ratio (sales so far over the forecast for those hours, `today_prior` units at ratio 1), so a
-    busy day is followed before it closes.
+    busy day is followed before it closes. At a day's end its sums are kept at weight `carry`:
+    a busy afternoon says a little about the next morning, before it has sold anything.
+
+    Hours of the week are the store's wall clock (`tz`, `BACKROOM_STORE_TZ`): a shop that opens
+    at 8 opens at 7 UTC in summer, and a UTC profile would spend weeks relearning that.
+
+    Defaults tuned on the bakery's hourly history (`backroom backtest --history`, docs/byod.md).
     """
 
-    def __init__(self, kappa: float = 3.0, forget: float = 0.1, level_alpha: float = 0.15,
-                 today_prior: float = 10.0) -> None:
+    tz: str = "UTC"  # class default: pickles from before the setting read as UTC
+
+    def __init__(self, kappa: float = 6.0, forget: float = 0.02, level_alpha: float = 0.15,
+                 today_prior: float = 10.0, carry: float = 0.3, tz: str = "UTC") -> None:
+        self.carry = carry
+        self.tz = tz
         self.kappa = kappa
         self.forget = forget
         self.level_alpha = level_alpha
@@ -194,12 +224,14 @@ class WeekProfile:
         self.pending: list[tuple[int, float]] = []  # today's hours, learned into rel at day end
 
     def share(self, hour: int) -> float:
+        hour = local_hour(self.tz, hour)
         w, i = (weekday_of(hour) * SEASON + hour % SEASON), hour % SEASON
         prior = self.hod_rel[i] / self.hod_n[i] if self.hod_n[i] > 0 else 1.0 / SEASON
         return (self.rel[w] + self.kappa * prior * self.wdv[w // SEASON]) / (self.n[w] + self.kappa)
 
     def learn_one(self, hour: int, y: float, level: bool = True) -> None:
-        day = hour - hour % SEASON
+        lh = local_hour(self.tz, hour)
+        day = lh - lh % SEASON
         if self.day_start is None:
             self.day_start = day
         if day != self.day_start:
@@ -215,7 +247,8 @@ class WeekProfile:
     def _close_day(self) -> None:
         # A whole day with no sale at all is a closed shop (a holiday): it says nothing about
         # the level or the profile, and learning it would drag both down for days after.
-        if self.day_hours == SEASON and self.day_total > 0:
+        # (23 hours: the day clocks go forward; fewer: the day the model started)
+        if self.day_hours >= SEASON - 1 and self.day_total > 0:
             total = self.day_total
             if self.level <= 0.0:
                 self.level = total
@@ -224,7 +257,8 @@ class WeekProfile:
             expected = sum(self.share(hour) for hour, _ in self.pending)
             keep = 1.0 - self.forget
             for hour, y in self.pending:
-                w, i = weekday_of(hour) * SEASON + hour % SEASON, hour % SEASON
+                lh = local_hour(self.tz, hour)
+                w, i = weekday_of(lh) * SEASON + lh % SEASON, lh % SEASON
                 r = y / self.level
                 self.rel[w] = self.rel[w] * keep + r
                 self.n[w] = self.n[w] * keep + 1.0
@@ -240,24 +274,52 @@ class WeekProfile:
         self.pending = []
         self.day_total = 0.0
         self.day_hours = 0
-        self.today_y = self.today_f = 0.0
+        self.today_y *= self.carry
+        self.today_f *= self.carry
 
     def rates(self, start: int, hours: int) -> list[float]:
-        ratio = (self.today_y + self.today_prior) / (self.today_f + self.today_prior)
+        p, c = self.today_prior, self.carry
+        ratio = (self.today_y + p) / (self.today_f + p)
+        # Past today: what the ratio will be once today closes (its sums kept at `carry`).
+        later = (c * self.today_y + p) / (c * self.today_f + p)
         end_of_day = (self.day_start if self.day_start is not None else start) + SEASON
         out = []
         for h in range(start, start + hours):
             f = self.level * self.share(h)
-            out.append(f * ratio if h < end_of_day else f)
+            out.append(f * (ratio if local_hour(self.tz, h) < end_of_day else later))
         return out
 
 
-def make_model(kind: str) -> Any:
+POISSON_EXACT_BELOW = 50.0  # means above this use the closed-form approximation
+
+
+def poisson_median(mean: float) -> float:
+    """The median of a Poisson count with this mean: the point forecast that minimises the
+    expected absolute error (WAPE), where the mean minimises the squared one.
+
+    Hourly sales of a few units are counts: at a mean of 0.6 the likeliest and the median hour
+    sells 0, so a forecast of 0.6 pays 0.6 on most hours. The mean stays what reorder maths
+    use (expected demand over a lead time adds up; medians do not). Exact by summing the pmf up
+    to 50; above, floor(m + 1/3 - 0.02 / m), which matches it there (tests)."""
+    if not mean > 0.0:
+        return 0.0
+    if mean > POISSON_EXACT_BELOW:
+        return float(math.floor(mean + 1.0 / 3.0 - 0.02 / mean))
+    p = math.exp(-mean)
+    cdf, k = p, 0
+    while cdf < 0.5:
+        k += 1
+        p *= mean / k
+        cdf += p
+    return float(k)
+
+
+def make_model(kind: str, tz: str = "UTC") -> Any:
     """The estimator behind one forecaster kind (hyperparameters chosen in the backtest)."""
     if kind == "profile":
         return HourProfile()
     if kind == "weekprofile":
-        return WeekProfile()
+        return WeekProfile(tz=tz)
     if kind in HOLT_WINTERS:
         # Additive: closed-store hours are zeros, which a multiplicative season cannot divide by.
         # River's additive season reads the trend, so a (nearly frozen) trend is required.
@@ -279,9 +341,9 @@ def make_model(kind: str) -> Any:
 class Forecaster:
     """One store×SKU's River model plus its residual dispersion; pickled into the table."""
 
-    def __init__(self, kind: str, residual_alpha: float = 0.03) -> None:
+    def __init__(self, kind: str, residual_alpha: float = 0.03, tz: str = "UTC") -> None:
         self.kind = kind
-        self.model = make_model(kind)
+        self.model = make_model(kind, tz)
         self.residual_alpha = residual_alpha
         self.next_hour: int | None = None  # the epoch hour the next `learn` must be about
         self.learned = 0  # hours fed (imputed censored hours included for time-series models)
@@ -322,7 +384,8 @@ class Forecaster:
             if pred is not None:
                 err = qty - pred
                 a = self.residual_alpha
-                self.dispersion += a * (err * err / max(pred, VAR_FLOOR) - self.dispersion)
+                z2 = min(err * err / max(pred, VAR_FLOOR), DISPERSION_STEP_MAX)
+                self.dispersion += a * (z2 - self.dispersion)
                 self.abs_error += a * (abs(err) - self.abs_error)
             self._learn(hour, float(qty))
             self.learned += 1

@@ -15,10 +15,17 @@ forecast cache) and Backroom's reorder policy (`reorder_levels`, `order_quantity
   per hour; `--bucket 1d` scores them per day.
 - Forecast, rolling origin: the first `warmup_days` only teach the models; from then on, at the
   start of each bucket, the forecast made from everything before it is scored against the
-  bucket's sales (hourly: the next hour, as the worker forecasts it; daily: the next 24 hours,
-  from midnight UTC). WAPE = sum |actual - forecast| / sum actual, per SKU and overall, next to
-  the seasonal-naive forecast (the same hour, or day, a week earlier) and each River model of
-  `backroom.demand.forecast` fed the same hourly series.
+  bucket's sales (hourly: the next hour, forecast at its start from every hour before it, as
+  the worker forecasts it; daily: the next 24 hours, forecast at midnight UTC). Hourly runs
+  also report `wape_day_ahead`: the same hours, each forecast at the start of its day
+  (midnight UTC, from everything before the day), the way a store plans a day. Every hour of
+  the file is scored, closed hours included (they cost only what is forecast for them).
+  WAPE = sum |actual - forecast| / sum actual over the chosen SKUs and scored hours, per SKU
+  and overall. `wape` scores the tracker's point forecast (`point_at`: the Poisson median of
+  its mean, the number that minimises absolute error), `wape_mean` the mean itself (what the
+  reorder maths use); next to them the seasonal-naive forecast (the same hour, or day, a week
+  earlier) and each River model of `backroom.demand.forecast` fed the same hourly series (their
+  means).
 - Reorders: from the end of the warm-up the SKU's real sales are replayed as demand against
   (a) Backroom's policy: at every hour, position (on hand + on order) at or below the reorder
   point orders up to the order-up-to level in whole case packs, arriving a lead time later
@@ -92,7 +99,10 @@ class SkuRun:
 
     key: str
     actual: float = 0.0
-    err: float = 0.0
+    err: float = 0.0  # |actual - point forecast| (the Poisson median of the mean)
+    err_mean: float = 0.0  # |actual - mean forecast|
+    err_day: float = 0.0  # hourly, each hour of day D forecast at D's midnight UTC (point)
+    err_day_mean: float = 0.0
     naive: float = 0.0
     models: dict[str, float] = field(default_factory=dict)
     forecasts: dict[int, float] = field(default_factory=dict)  # bucket start hour -> forecast
@@ -115,7 +125,7 @@ def run_sku(key: str, y: dict[int, float], h0: int, h1: int, start: int, bucket:
     lead_steps = max(1, math.ceil(lead))
     grace = cfg.grace_minutes * 60
     tracker = DemandTracker()
-    others = {kind: Forecaster(kind) for kind in ALL_MODELS} if compare else {}
+    others = {kind: Forecaster(kind, tz=cfg.tz) for kind in ALL_MODELS} if compare else {}
     out = SkuRun(key, models={kind: 0.0 for kind in others})
     # Policy simulation state.
     on_hand = 0.0
@@ -123,6 +133,7 @@ def run_sku(key: str, y: dict[int, float], h0: int, h1: int, start: int, bucket:
     on_order = 0.0
     sold = demanded = stock_sum = 0.0
     stockout_hours = orders = 0
+    day_ahead: list[tuple[float, float]] = []  # today's hours as forecast at midnight UTC
     for h in range(h0, h1):
         # Everything before hour h is known: close it (the worker closes an hour `grace` after).
         tracker.advance_at(h * 3600 + grace, cfg)
@@ -130,10 +141,16 @@ def run_sku(key: str, y: dict[int, float], h0: int, h1: int, start: int, bucket:
         scored = h >= start
         if bucket == "1h":
             if scored:
+                if h % 24 == 0 or not day_ahead:
+                    day_ahead = [(tracker.rate_at(i), tracker.point_at(i)) for i in range(h, h - h % 24 + 24)]
+                mean_d, point_d = day_ahead[h % 24 - (24 - len(day_ahead))]
+                out.err_day += abs(qty - point_d)
+                out.err_day_mean += abs(qty - mean_d)
                 pred = tracker.rate_at(h)
                 out.forecasts[h] = pred
                 out.actual += qty
-                out.err += abs(qty - pred)
+                out.err += abs(qty - tracker.point_at(h))
+                out.err_mean += abs(qty - pred)
                 out.naive += abs(qty - y.get(h - WEEK_HOURS, 0.0))
             for kind, f in others.items():
                 p = f.learn(h, qty)
@@ -142,10 +159,12 @@ def run_sku(key: str, y: dict[int, float], h0: int, h1: int, start: int, bucket:
         else:
             if h % 24 == 0 and scored:
                 day = _bucket_sum(y, h, 24)
-                pred = tracker.demand_over(datetime.fromtimestamp(h * 3600, UTC), 24)[0]
+                when = datetime.fromtimestamp(h * 3600, UTC)
+                pred = tracker.demand_over(when, 24)[0]
                 out.forecasts[h] = pred
                 out.actual += day
-                out.err += abs(day - pred)
+                out.err += abs(day - tracker.point_over(when, 24))
+                out.err_mean += abs(day - pred)
                 out.naive += abs(day - _bucket_sum(y, h - WEEK_HOURS, 24))
                 for kind, f in others.items():
                     p = sum(f.forecast_from(h, 24)) if f.ready else 0.0
@@ -300,14 +319,22 @@ def history_backtest(path: Path, settings: Settings, bucket: Bucket = "1h", warm
     def wape(err: float, act: float) -> float | None:
         return round(err / act, 4) if act else None
 
+    naive_err = sum(r.naive for r in runs)
     forecast = {
         "model": settings.demand_model,
         "bucket": bucket,
         "skus": len(runs),
         "wape": wape(sum(r.err for r in runs), actual),
+        "wape_mean": wape(sum(r.err_mean for r in runs), actual),
+        # 1h only: the same hours, each forecast at the start of its day (midnight UTC), as a
+        # store plans a day; seasonal naive is the same either way (a week back).
+        "wape_day_ahead": wape(sum(r.err_day for r in runs), actual) if bucket == "1h" else None,
+        "wape_day_ahead_mean": wape(sum(r.err_day_mean for r in runs), actual) if bucket == "1h" else None,
         "seasonal_naive_wape": wape(sum(r.naive for r in runs), actual),
         "ratio_to_naive": round(sum(r.err for r in runs) / sum(r.naive for r in runs), 4)
         if sum(r.naive for r in runs) else None,
+        "ratio_to_naive_day_ahead": round(sum(r.err_day for r in runs) / naive_err, 4)
+        if bucket == "1h" and naive_err else None,
         "threshold_units_per_day": threshold,
         "skus_eligible": len(eligible),
         "skus_in_file": len(series),
@@ -316,6 +343,7 @@ def history_backtest(path: Path, settings: Settings, bucket: Bucket = "1h", warm
         "scored_to": datetime.fromtimestamp(h1 * 3600, UTC).isoformat().replace("+00:00", "Z"),
         "models": {kind: wape(sum(r.models[kind] for r in runs), actual) for kind in (ALL_MODELS if compare else ())},
         "per_sku": {r.key: {"units": round(r.actual), "wape": wape(r.err, r.actual),
+                            "wape_mean": wape(r.err_mean, r.actual),
                             "seasonal_naive_wape": wape(r.naive, r.actual)} for r in runs},
     }
 

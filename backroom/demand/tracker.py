@@ -19,6 +19,12 @@ when an hour closes, once per SKU and hour:
 - hours with no event at all and a stocked shelf are zero-sale hours (a closed store is data);
 - on close the model learns, then the next `horizon` hours are forecast and cached with the
   residual dispersion, so projections between closes cost a walk over a short list;
+- outlier guard: an hour's sales teach the model at most LEARN_CAP_K x the SKU's typical
+  selling hour (`typical`: the EW geometric mean of its selling hours, each entering capped, so
+  one huge line moves it little); the sales themselves are untouched (stock, records, alerts);
+- point forecasts (`point_at`, `point_over`): the Poisson median of the mean forecast, the
+  number that minimises absolute error (WAPE); the mean stays what projections and reorder
+  maths use;
 - weekday factors (`wd`, 7 floats, mean 1), learned when a day closes from its demand total
   over a weekday-adjusted daily level: the model learns each hour's demand divided by its
   day's factor and the cached forecast is multiplied back (the hourly models cannot learn a
@@ -37,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from backroom.demand.forecast import SEASON, Forecaster, weekday_of
+from backroom.demand.forecast import SEASON, Forecaster, poisson_median, weekday_of
 from backroom.settings import Settings
 
 MAX_GAP_HOURS = 24 * 14  # a longer silence is skipped in whole weeks (keeps the seasons aligned)
@@ -48,6 +54,11 @@ WEEKDAY_MIN_RATE = 0.2  # the weight of a new week's ratio once several weeks ar
 LEVEL_DAY_ALPHA = 0.25  # EW weight per day of the weekday-adjusted daily level
 WEEKDAY_MAX_CENSORED = 0.25  # a day with more of its demand estimated (shelf empty) is skipped
 WEEKDAY_RANGE = (0.25, 4.0)
+# Outlier guard (`DemandTracker.typical`): what one hour may teach the model. One wholesale line
+# (80,995 units of a product that sells dozens an hour) would otherwise set the level, the
+# season, the weekday factors and the dispersion for weeks.
+LEARN_CAP_K = 10.0  # an hour teaches at most this many times the typical selling hour
+LEARN_CAP_ALPHA = 0.05  # EW weight of a selling hour in the typical size (log scale)
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,7 @@ class DemandConfig:
     grace_minutes: float = 15.0
     censor_minutes: float = 10.0
     baseline_alpha: float = 0.1
+    tz: str = "UTC"  # the store's zone: weekprofile's hours of the week are local
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DemandConfig:
@@ -65,6 +77,7 @@ class DemandConfig:
             horizon_hours=max(SEASON, math.ceil(settings.horizon_hours)),
             grace_minutes=settings.demand_grace_minutes,
             censor_minutes=settings.demand_censor_minutes,
+            tz=settings.store_tz,
         )
 
 
@@ -93,6 +106,8 @@ class DemandTracker:
     day_c: float = 0.0  # the part of it estimated for censored hours
     day_level: float = 0.0  # EW mean of weekday-adjusted daily demand
     days: int = 0  # whole days learned
+    typical: float = 0.0  # EW mean of log(units) of the selling hours learned (outlier guard)
+    selling: int = 0  # selling hours learned
     _forecaster: Forecaster | None = field(default=None, repr=False, compare=False)
     _cum: tuple[list[float], list[float], list[float], float] | None = field(default=None, repr=False, compare=False)
 
@@ -157,7 +172,7 @@ class DemandTracker:
             if self.model is not None and self.kind == cfg.model:
                 self._forecaster = Forecaster.loads(self.model)
             else:
-                self._forecaster = Forecaster(cfg.model)  # none yet, or the setting changed
+                self._forecaster = Forecaster(cfg.model, tz=cfg.tz)  # none yet, or the setting changed
                 self.kind = cfg.model
         return self._forecaster
 
@@ -176,12 +191,14 @@ class DemandTracker:
         if f.next_hour is not None and f.next_hour != start:
             f.next_hour = start  # first close after a restore from an older format
         censor_s = cfg.censor_minutes * 60
-        weekdays = f.kind != "linear"  # the linear model has its own weekday features
+        weekdays = f.kind not in ("linear", "weekprofile")  # own weekday features
         for h in range(start, upto):
             if h % SEASON == 0:
                 self.day_y, self.day_c = 0.0, 0.0
             w = self.wd[weekday_of(h)] if self.wd else 1.0
             qty, empty_s = self.buckets.pop(h, (0.0, 0.0))
+            cap = self._guard(qty)
+            qty = min(qty, cap)
             if self.empty_since is not None and self.empty_since < (h + 1) * 3600:
                 empty_s += (h + 1) * 3600 - max(self.empty_since, h * 3600)
             censored = empty_s > censor_s
@@ -190,7 +207,7 @@ class DemandTracker:
                 # Sales while stocked, scaled to the whole hour (at most x UNCENSOR_MAX): the
                 # demand the empty shelf turned away. A lower bound (the sales) at worst.
                 stocked = max(3600.0 - empty_s, 3600.0 / UNCENSOR_MAX)
-                estimate = qty * 3600.0 / stocked
+                estimate = min(qty * 3600.0 / stocked, cap)
             if not censored:
                 self.hours_seen += 1
                 a = max(self.alpha, 1.0 / self.hours_seen)  # a plain mean first, then EWMA
@@ -220,6 +237,20 @@ class DemandTracker:
         self.dispersion = round(f.dispersion, 4)
         self.model = f.dumps()
         return upto - start
+
+    def _guard(self, qty: float) -> float:
+        """The most one hour may teach (inf while the guard is warming up); a selling hour,
+        capped, updates the typical size. Geometric, not arithmetic: a few huge lines among the
+        first hours then inflate the cap by a factor, not by their size."""
+        # Before any sale the typical hour is 1 unit: a SKU's first hour teaches at most K units,
+        # and each of the next few can raise the cap by a factor (the bulk item that really
+        # sells 500 an hour is learned in full from about its fourth selling hour).
+        cap = LEARN_CAP_K * math.exp(self.typical)
+        if qty > 0:
+            self.selling += 1
+            a = max(LEARN_CAP_ALPHA, 1.0 / self.selling)
+            self.typical += a * (math.log(min(qty, cap)) - self.typical)
+        return cap
 
     def _learn_day(self, weekday: int, y: float) -> None:
         """A whole day closed with `y` units of demand: update its weekday's factor and the
@@ -251,6 +282,16 @@ class DemandTracker:
     @property
     def ready(self) -> bool:
         return len(self.fc) >= SEASON
+
+    def point_at(self, hour: int) -> float:
+        """Point forecast of one epoch hour's units: the median of a Poisson count with the
+        mean `rate_at(hour)` (a whole number; minimises the expected absolute error)."""
+        return poisson_median(self.rate_at(hour))
+
+    def point_over(self, ts: datetime, hours: float) -> float:
+        """Point forecast of the units sold in the `hours` after `ts` (the Poisson median of
+        the mean demand over them)."""
+        return poisson_median(self.demand_over(ts, hours)[0])
 
     def rate_at(self, hour: int) -> float:
         """Forecast units for one epoch hour: the cached forecast, cycled by day past its end
@@ -447,6 +488,7 @@ class DemandTracker:
         # Rounded here, and in place: a tracker kept live after its value was written
         # (`backroom.processing.LiveStates`) must be exactly the one that value reads back as.
         self.day_c = round(self.day_c, 3)
+        self.typical = round(self.typical, 4)
         if self.day_y is not None:
             self.day_y = round(self.day_y, 3)
         return {
@@ -466,6 +508,8 @@ class DemandTracker:
             "day_c": self.day_c,
             "day_level": self.day_level,
             "days": self.days,
+            "typical": self.typical,
+            "selling": self.selling,
         }
 
     @classmethod
@@ -492,4 +536,8 @@ class DemandTracker:
             day_c=data.get("day_c", 0.0),
             day_level=data.get("day_level", 0.0),
             days=data.get("days", 0),
+            # Absent before the outlier guard: start from the mean hourly rate (below a typical
+            # selling hour, so the cap only starts low and rises within a few selling hours).
+            typical=data.get("typical", math.log(max(1.0, data["rate"]))),
+            selling=data.get("selling", 0),
         )

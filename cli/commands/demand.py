@@ -84,8 +84,8 @@ def _history(path: Path, settings: Settings, bucket: str, warmup: float, min_per
     f, r = result["forecast"], result["reorder"]
     typer.echo(f"history {result['history']['from']} .. {result['history']['to']} ({result['history']['days']} days); "
                f"scored from {f['scored_from']}")  # fmt: skip
-    typer.echo(f"forecast {f['model']} per {f['bucket']}: WAPE {f['wape']} vs seasonal naive "
-               f"{f['seasonal_naive_wape']} (x{f['ratio_to_naive']}) on {f['skus']} SKUs selling >= "
+    typer.echo(f"forecast {f['model']} per {f['bucket']}: WAPE {f['wape']} (mean forecast {f['wape_mean']}) "
+               f"vs seasonal naive {f['seasonal_naive_wape']} (x{f['ratio_to_naive']}) on {f['skus']} SKUs selling >= "
                f"{f['threshold_units_per_day']:g} units/day ({f['skus_eligible']} eligible of {f['skus_in_file']})")  # fmt: skip
     for name, w in f["models"].items():
         typer.echo(f"  {name:16s} WAPE {w}")

@@ -427,3 +427,188 @@ def test_a_written_tracker_is_exactly_the_one_its_value_reads_back_as() -> None:
             back = DemandTracker.from_data(orjson.loads(orjson.dumps(value)))
             assert {f: getattr(back, f) for f in fields} == {f: getattr(d, f) for f in fields}, (day, hour)
     assert d.day_y is not None and d.day_y % 1 > 0  # the fractions were there
+
+
+# --- point forecasts and the outlier guard ------------------------------------------------------
+
+
+def _poisson_median_by_pmf(mean: float) -> int:
+    k, cdf = 0, 0.0
+    while True:
+        cdf += math.exp(-mean + k * math.log(mean) - math.lgamma(k + 1))
+        if cdf >= 0.5:
+            return k
+        k += 1
+
+
+@pytest.mark.parametrize("mean", [0.01, 0.5, 0.69, 0.7, 1.0, 1.68, 1.7, 3.3, 12.0, 49.9, 50.1, 73.4, 400.0, 5000.5])
+def test_poisson_median_is_the_median_of_the_pmf(mean: float) -> None:
+    from backroom.demand.forecast import poisson_median
+
+    assert poisson_median(mean) == _poisson_median_by_pmf(mean)
+
+
+def test_poisson_median_of_nothing_is_zero_and_it_minimises_absolute_error() -> None:
+    from backroom.demand.forecast import poisson_median
+
+    assert poisson_median(0.0) == 0.0 and poisson_median(-1.0) == 0.0
+    # E|Y - x| for Y ~ Poisson(0.6): the median (0) beats the mean (0.6).
+    pmf = [math.exp(-0.6) * 0.6**k / math.factorial(k) for k in range(30)]
+
+    def cost(x: float) -> float:
+        return sum(p * abs(k - x) for k, p in enumerate(pmf))
+
+    assert poisson_median(0.6) == 0.0 and cost(0.0) < cost(0.6)
+
+
+def test_tracker_point_forecast_is_the_poisson_median_of_its_mean() -> None:
+    from backroom.demand.forecast import poisson_median
+
+    cfg = DemandConfig()
+    d = DemandTracker()
+    for day in range(3):
+        feed_day(d, day, cfg)
+    assert d.ready
+    hours = [d.fc_base + i for i in range(48)]
+    assert [d.point_at(h) for h in hours] == [poisson_median(d.rate_at(h)) for h in hours]
+    noon = MONDAY + timedelta(days=3, hours=12)
+    assert d.point_over(noon, 6) == poisson_median(d.demand_over(noon, 6)[0])
+    assert all(float(d.point_at(h)).is_integer() for h in hours)
+
+
+def _steady_then_huge(huge: float | None) -> DemandTracker:
+    """Two weeks of ~5 units in each open hour (9-17 h), then (optionally) one hour selling
+    `huge` units, then three more days."""
+    cfg = DemandConfig()
+    d = DemandTracker()
+    rng = random.Random(5)
+    for h in range(H0, H0 + 24 * 17):
+        if h == H0 + 24 * 14 + 11 and huge:
+            d.add_sale_at(h * 3600 + 60, int(huge))
+        elif 9 <= h % 24 < 17:
+            d.add_sale_at(h * 3600 + 60, poisson(rng, 5.0))
+        d.advance_at((h + 1) * 3600 + 16 * 60, cfg)
+    return d
+
+
+def test_one_huge_line_teaches_the_model_at_most_k_typical_hours() -> None:
+    from backroom.demand.tracker import LEARN_CAP_K
+
+    calm = _steady_then_huge(None)
+    hit = _steady_then_huge(80_995)
+    typical = math.exp(calm.typical)
+    assert 3.0 < typical < 6.0  # the geometric mean of ~5-unit hours
+    # The wholesale line moves next days' forecast by what K typical hours could, not 80,995.
+    day = [calm.fc_base + i for i in range(24)]
+    calm_total = sum(calm.rate_at(h) for h in day)
+    hit_total = sum(hit.rate_at(h) for h in day)
+    assert hit_total < calm_total + LEARN_CAP_K * typical
+    assert hit.dispersion < 3 * max(calm.dispersion, 1.0)
+    # The typical size barely moves: the line entered capped, and on a log scale.
+    assert math.exp(hit.typical) < 1.5 * typical
+
+
+def test_the_guard_leaves_ordinary_hours_alone() -> None:
+    # Nothing in the steady series is near K x typical: the model learns every hour as it sold.
+    from backroom.demand import tracker as tr
+
+    d = _steady_then_huge(None)
+    old = tr.LEARN_CAP_K
+    try:
+        tr.LEARN_CAP_K = math.inf
+        free = _steady_then_huge(None)
+    finally:
+        tr.LEARN_CAP_K = old
+    assert d.fc == free.fc and d.dispersion == free.dispersion
+
+
+def test_a_new_skus_first_huge_line_is_capped_too() -> None:
+    # Nothing to compare the very first sale with: it teaches at most K units (typical 1), and
+    # a real bulk seller is learned in full within a few selling hours.
+    from backroom.demand.tracker import LEARN_CAP_K
+
+    cfg = DemandConfig()
+    d = DemandTracker()
+    for h in range(H0, H0 + 24 * 3):
+        if h == H0 + 24 + 10:
+            d.add_sale_at(h * 3600 + 60, 74_215)
+        d.advance_at((h + 1) * 3600 + 16 * 60, cfg)
+    assert sum(d.fc[:24]) < 2 * LEARN_CAP_K
+    bulk = DemandTracker()
+    for h in range(H0, H0 + 24 * 3):
+        if 9 <= h % 24 < 17:
+            bulk.add_sale_at(h * 3600 + 60, 500)
+        bulk.advance_at((h + 1) * 3600 + 16 * 60, cfg)
+    assert math.exp(bulk.typical) > 200 and LEARN_CAP_K * math.exp(bulk.typical) > 500
+
+
+def test_guard_state_round_trips_and_old_values_warm_it_up_again() -> None:
+    d = _steady_then_huge(None)
+    data = orjson.loads(orjson.dumps(d.to_dict()))
+    assert DemandTracker.from_data(data).to_dict() == d.to_dict()
+    assert data["selling"] > 100
+    del data["typical"], data["selling"]
+    old = DemandTracker.from_data(data)
+    assert old.typical == pytest.approx(math.log(max(1.0, d.rate))) and old.selling == 0
+
+
+def test_one_huge_residual_moves_the_dispersion_a_bounded_step() -> None:
+    from backroom.demand.forecast import DISPERSION_STEP_MAX
+
+    f = Forecaster("holtwinters", residual_alpha=0.03)
+    for h in range(H0, H0 + 48):
+        f.learn(h, 0.0)
+    before = f.dispersion
+    f.learn(H0 + 48, 74_215.0)
+    assert f.dispersion <= before + 0.03 * DISPERSION_STEP_MAX
+
+
+def test_the_week_profile_gets_no_second_set_of_weekday_factors() -> None:
+    cfg = DemandConfig(model="weekprofile")
+    d = DemandTracker()
+    for day in range(15):
+        feed_day(d, day, cfg)
+    assert d.wd == [] and d.ready
+    hw = DemandTracker()
+    for day in range(15):
+        feed_day(hw, day, DemandConfig())
+    assert len(hw.wd) == 7
+
+
+def test_local_hour_follows_daylight_saving() -> None:
+    from backroom.demand.forecast import local_hour
+
+    winter = int(datetime(2026, 1, 15, 12, tzinfo=UTC).timestamp() // 3600)
+    summer = int(datetime(2026, 7, 15, 12, tzinfo=UTC).timestamp() // 3600)
+    assert local_hour("UTC", summer) == summer
+    assert local_hour("Europe/London", winter) == winter
+    assert local_hour("Europe/London", summer) == summer + 1
+    assert local_hour("America/New_York", winter) % 24 == 7
+
+
+@pytest.mark.parametrize(("tz", "opens_at_7_utc"), [("Europe/London", True), ("UTC", False)])
+def test_week_profile_keeps_local_opening_hours_across_the_clock_change(tz: str, opens_at_7_utc: bool) -> None:
+    # A shop open 08-17 local time; clocks go forward on 2026-03-29 (08 local = 07 UTC after).
+    from zoneinfo import ZoneInfo
+
+    f = Forecaster("weekprofile", tz=tz)
+    first = int(datetime(2026, 2, 2, tzinfo=UTC).timestamp() // 3600)
+    last = int(datetime(2026, 4, 6, tzinfo=UTC).timestamp() // 3600)  # a Monday, after the change
+    for h in range(first, last):
+        local = datetime.fromtimestamp(h * 3600, UTC).astimezone(ZoneInfo("Europe/London"))
+        f.learn(h, 3.0 if 8 <= local.hour < 17 else 0.0)
+    seven_utc = f.forecast_from(last + 7, 1)[0]  # 08:00 local, the first open hour
+    assert (seven_utc > 1.5) is opens_at_7_utc
+    sixteen_utc = f.forecast_from(last + 16, 1)[0]  # 17:00 local: closed
+    assert (sixteen_utc < 0.5) is opens_at_7_utc
+
+
+def test_store_tz_setting_must_be_a_known_zone() -> None:
+    from pydantic import ValidationError
+
+    from backroom.settings import Settings
+
+    assert Settings(_env_file=None, store_tz="Europe/London").store_tz == "Europe/London"  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        Settings(_env_file=None, store_tz="Mars/Olympus")  # type: ignore[call-arg]
+    assert DemandConfig.from_settings(Settings(_env_file=None, store_tz="Asia/Tokyo")).tz == "Asia/Tokyo"  # type: ignore[call-arg]

@@ -68,6 +68,26 @@ def test_wape_is_sane_and_beats_seasonal_naive(result: dict[str, Any]) -> None:
     f = result["forecast"]
     # Poisson counts of a few units an hour: the best forecast still errs by ~0.4-0.6 of sales
     assert 0.2 < f["wape"] < f["seasonal_naive_wape"] < 1.5
+    # The point forecast (a Poisson median) is what absolute error rewards; the mean pays more.
+    assert f["wape"] < f["wape_mean"] < f["seasonal_naive_wape"]
+    assert all(s["wape"] <= s["wape_mean"] for s in f["per_sku"].values())
+    # Forecast at midnight for the whole day: still better than naive; on this stationary
+    # series the later information barely matters either way.
+    assert f["wape_day_ahead"] < f["seasonal_naive_wape"]
+    assert abs(f["wape_day_ahead"] - f["wape"]) < 0.05 and f["wape_day_ahead_mean"] > f["wape_day_ahead"]
+    assert f["ratio_to_naive_day_ahead"] == pytest.approx(f["wape_day_ahead"] / f["seasonal_naive_wape"], abs=2e-3)
+
+
+def test_one_wholesale_line_does_not_set_the_stock_for_months(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, default_case_pack=1)  # type: ignore[call-arg]
+    calm = write_history(tmp_path / "calm.csv", days=42)
+    text = calm.read_text(encoding="utf-8")
+    # One invoice line of 80,000 units on day 25 (after the 21-day warm-up): counted as a sale.
+    (tmp_path / "hit.csv").write_text(text + "w1,2026-01-30T11:20:00Z,S1,COFFEE,80000,,\n", encoding="utf-8")
+    a = history_backtest(calm, settings, bucket="1d", warmup_days=21, compare=False, top=1)
+    b = history_backtest(tmp_path / "hit.csv", settings, bucket="1d", warmup_days=21, compare=False, top=1)
+    assert b["reorder"]["policy"]["avg_stock"] < 3 * a["reorder"]["policy"]["avg_stock"]
+    assert b["forecast"]["per_sku"]["S1:COFFEE"]["units"] > a["forecast"]["per_sku"]["S1:COFFEE"]["units"] + 79_000
 
 
 def test_reorder_replay_keeps_shelves_stocked(result: dict[str, Any]) -> None:
