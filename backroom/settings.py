@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,7 +37,14 @@ class Settings(BaseSettings):
     kafka_version: str = "4.3.1"
     topic_prefix: str = Field(default="", description="prepended to every topic name")
     partitions: int = Field(default=4, ge=1, description="partitions of every co-partitioned topic")
-    replication_factor: int = Field(default=1, ge=1)
+    brokers: int = Field(
+        default=1, ge=1, le=9,
+        description="embedded KRaft nodes `backroom broker start` runs on this machine (3: a "
+        "cluster with replication 3 and min.insync.replicas 2)",
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, description="replicas of every topic; default min(3, brokers) when embedded"
+    )
 
     # --- worker --------------------------------------------------------------------------
     app_id: str = "backroom"
@@ -156,6 +163,12 @@ class Settings(BaseSettings):
         default="text", pattern="^(text|json)$", description="text | json (one JSON object a line)"
     )
 
+    @model_validator(mode="after")
+    def _replicate_on_a_cluster(self) -> Settings:
+        if "replication_factor" not in self.model_fields_set and self.embedded and self.brokers > 1:
+            self.replication_factor = min(3, self.brokers)
+        return self
+
     @property
     def embedded(self) -> bool:
         return not self.kafka_bootstrap
@@ -163,7 +176,10 @@ class Settings(BaseSettings):
     @property
     def bootstrap(self) -> str:
         """The bootstrap address every client uses: the configured cluster or the embedded one."""
-        return self.kafka_bootstrap or f"{self.broker_host}:{self.broker_port}"
+        if self.kafka_bootstrap:
+            return self.kafka_bootstrap
+        # The embedded cluster's node i listens on broker_port + 2i (broker/embedded.py).
+        return ",".join(f"{self.broker_host}:{self.broker_port + 2 * i}" for i in range(self.brokers))
 
     @property
     def controller_port(self) -> int:
