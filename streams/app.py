@@ -33,6 +33,7 @@ from backroom.processing import (
 )
 from backroom.records import CatalogSku, DeadLetter, InvalidEvent, Planogram, Record, decode
 from backroom.settings import Settings
+from backroom.state_codec import value_version
 from streams.batching import cadenced_batches
 from streams.metrics import Metrics, instrument
 from streams.runtime import release_free_memory, settle_heap
@@ -192,17 +193,23 @@ class VersionedTable(faust.Table):
             return orjson.loads(k)
         return super()._to_key(k)
 
+    def _version(self, value: Any) -> int | None:
+        # Inventory values are binary states (backroom.state_codec), alert books JSON.
+        version = value_version(value)
+        if version is None:
+            as_dict = _as_dict(value)
+            version = None if as_dict is None else as_dict.get(self.version_field, -1)
+        return version
+
     def apply_changelog_batch(self, batch: Any) -> None:
         keep = []
         for event in batch:
             value = event.message.value
             if value is not None:
-                current = _as_dict(self.data.get(self._to_key(event.key)))
+                current = self._version(self.data.get(self._to_key(event.key)))
                 if current is not None:
-                    incoming = _as_dict(self._to_value(event.value))
-                    if incoming is not None and (
-                        current.get(self.version_field, -1) > incoming.get(self.version_field, -1)
-                    ):
+                    incoming = self._version(self._to_value(event.value))
+                    if incoming is not None and current > incoming:
                         continue
             keep.append(event)
         super().apply_changelog_batch(keep)

@@ -42,14 +42,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from backroom.demand.closed_loop import AlertDrivenStaff, BudgetedRounds
 from backroom.demand.forecast import MODELS, Forecaster
 from backroom.processing import AlertProcessor, InventoryProcessor, RawMessage
 from backroom.records import Sale, Scan, ShelfObservation
 from backroom.settings import Settings
 from backroom.simulation import SimConfig, SimSku, StoreSimulator, TruthRow
+from backroom.state_codec import decode_state
 from backroom.vision import visible_facings
 
 WARNING_TYPES = ("RESTOCK_SHELF", "STOCKOUT_RISK")
@@ -224,9 +223,9 @@ def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
     pipe.flush()
     for value in pipe.inv_table.values():
         result.state_bytes.append(len(value))
-        blob = orjson.loads(value)["demand"]["model"]
-        if blob:
-            result.model_bytes.append(len(blob) * 3 // 4)  # base64 → pickled bytes
+        model = decode_state(value).demand.model
+        if model:
+            result.model_bytes.append(len(model))
     result.seconds = time.perf_counter() - t0
     return result
 
