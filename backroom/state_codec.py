@@ -158,34 +158,6 @@ def _encode_demand(out: bytearray, d: DemandTracker) -> None:
 # --- reading -------------------------------------------------------------------------------------
 
 
-class _Reader:
-    __slots__ = ("buf", "i")
-
-    def __init__(self, buf: bytes) -> None:
-        self.buf, self.i = buf, 0
-
-    def take(self, s: struct.Struct) -> Any:
-        v = s.unpack_from(self.buf, self.i)
-        self.i += s.size
-        return v if len(v) > 1 else v[0]
-
-    def raw(self, n: int) -> bytes:
-        b = self.buf[self.i : self.i + n]
-        if len(b) != n:
-            raise StateFormatError("value truncated")
-        self.i += n
-        return bytes(b)
-
-    def str8(self) -> str:
-        return self.raw(self.take(_B)).decode()
-
-    def doubles(self) -> list[float]:
-        n = self.take(_H)
-        v = struct.unpack_from(f"<{n}d", self.buf, self.i)
-        self.i += 8 * n
-        return list(v)
-
-
 def value_version(value: Any) -> int | None:
     """The version of a stored state, read from its first bytes; None if it is not one."""
     if isinstance(value, bytes | bytearray | memoryview) and len(value) >= _HEAD.size and value[0] == FORMAT:
@@ -197,56 +169,104 @@ def decode_state(buf: bytes) -> SkuState:
     if not buf or buf[0] != FORMAT:
         raise StateFormatError(f"not an inventory state of format {FORMAT}")
     try:
-        return _decode_state(_Reader(buf))
-    except (struct.error, UnicodeDecodeError) as exc:
+        state, end = _decode_state(buf)
+    except (struct.error, UnicodeDecodeError, IndexError) as exc:
         raise StateFormatError(f"malformed inventory state: {exc}") from None
+    if end != len(buf):
+        raise StateFormatError(f"malformed inventory state: {len(buf) - end} bytes left over")
+    return state
 
 
-def _decode_state(r: _Reader) -> SkuState:
-    _, version, shelf, back, on_order, flags = r.take(_HEAD)
-    clock = r.take(_Q) if flags & _CLOCK else None
-    shelf_count = r.take(_Q) if flags & _SHELF_COUNT else None
-    back_count = r.take(_Q) if flags & _BACK_COUNT else None
-    fill = r.take(_D) if flags & _FILL else None
-    seen_max = r.take(_Q) if flags & _SEEN_MAX else None
-    store_id, sku = r.str8(), r.str8()
-    last_id = r.raw(r.take(_H)).decode() if flags & _LAST_ID else None
+def _read_str8(buf: bytes, i: int) -> tuple[str, int]:
+    n = buf[i]
+    end = i + 1 + n
+    if end > len(buf):
+        raise StateFormatError("value truncated")
+    return buf[i + 1 : end].decode(), end
+
+
+def _decode_state(buf: bytes) -> tuple[SkuState, int]:
+    # Flat, with one offset `i`: a decode runs per key and batch, and a reader object's method
+    # per field cost about half of it.
+    q, d = _Q.unpack_from, _D.unpack_from
+    _, version, shelf, back, on_order, flags = _HEAD.unpack_from(buf, 0)
+    i = _HEAD.size
+    clock = shelf_count = back_count = fill = seen_max = None
+    if flags & _CLOCK:
+        (clock,), i = q(buf, i), i + 8
+    if flags & _SHELF_COUNT:
+        (shelf_count,), i = q(buf, i), i + 8
+    if flags & _BACK_COUNT:
+        (back_count,), i = q(buf, i), i + 8
+    if flags & _FILL:
+        (fill,), i = d(buf, i), i + 8
+    if flags & _SEEN_MAX:
+        (seen_max,), i = q(buf, i), i + 8
+    store_id, i = _read_str8(buf, i)
+    sku, i = _read_str8(buf, i)
+    last_id = None
+    if flags & _LAST_ID:
+        (n,) = _H.unpack_from(buf, i)
+        last_id, i = buf[i + 2 : i + 2 + n].decode(), i + 2 + n
     offsets = {}
-    for _ in range(r.take(_B)):
-        tp = r.str8()
-        offsets[tp] = r.take(_Q)
-    deltas = r.raw(r.take(_H))
-    seen = SeenIds(r.raw(r.take(_H)))
-    return SkuState(
+    count, i = buf[i], i + 1
+    for _ in range(count):
+        tp, i = _read_str8(buf, i)
+        (offsets[tp],), i = q(buf, i), i + 8
+    (n,) = _H.unpack_from(buf, i)
+    deltas, i = buf[i + 2 : i + 2 + n], i + 2 + n
+    (n,) = _H.unpack_from(buf, i)
+    seen, i = SeenIds(buf[i + 2 : i + 2 + n]), i + 2 + n
+    if i > len(buf):
+        raise StateFormatError("value truncated")
+    demand, i = _decode_demand(buf, i)
+    state = SkuState(
         store_id=store_id, sku=sku, shelf_qty=shelf, backroom_qty=back, on_order=on_order,
         clock_us=clock, version=version, last_event_id=last_id, vision_fill=fill,
         shelf_count_us=shelf_count, backroom_count_us=back_count, offsets=offsets,
-        deltas=deltas, seen=seen, demand=_decode_demand(r), shelf_seen_max=seen_max,
+        deltas=deltas, seen=seen, demand=demand, shelf_seen_max=seen_max,
     )  # fmt: skip
+    return state, i
 
 
-def _decode_demand(r: _Reader) -> DemandTracker:
-    flags, rate, hours_seen, clock, dispersion, day_c, day_level, fc_base, days, tag = r.take(_DEMAND)
-    bucket_hour = r.take(_Q) if flags & _BUCKET_HOUR else None
-    empty_since = r.take(_D) if flags & _EMPTY_SINCE else None
-    day_y = r.take(_D) if flags & _DAY_Y else None
-    kind = r.str8() if flags & _KIND else None
+def _decode_demand(buf: bytes, i: int) -> tuple[DemandTracker, int]:
+    flags, rate, hours_seen, clock, dispersion, day_c, day_level, fc_base, days, tag = (
+        _DEMAND.unpack_from(buf, i)
+    )
+    i += _DEMAND.size
+    bucket_hour = empty_since = day_y = kind = None
+    if flags & _BUCKET_HOUR:
+        (bucket_hour,), i = _Q.unpack_from(buf, i), i + 8
+    if flags & _EMPTY_SINCE:
+        (empty_since,), i = _D.unpack_from(buf, i), i + 8
+    if flags & _DAY_Y:
+        (day_y,), i = _D.unpack_from(buf, i), i + 8
+    if flags & _KIND:
+        kind, i = _read_str8(buf, i)
+    (n,) = _H.unpack_from(buf, i)
+    i += 2
     buckets = {}
-    for _ in range(r.take(_H)):
-        h, qty, empty = r.take(_BUCKET)
+    for h, qty, empty in _BUCKET.iter_unpack(buf[i : i + n * _BUCKET.size]) if n else ():
         buckets[h] = [qty, empty]
+    i += n * _BUCKET.size
+    (n,) = _H.unpack_from(buf, i)
+    i += 2
     if flags & _FC_INT:
-        n = r.take(_H)
-        fc = [v / _FC_SCALE for v in struct.unpack_from(f"<{n}i", r.buf, r.i)]
-        r.i += 4 * n
+        fc = [v / _FC_SCALE for v in struct.unpack_from(f"<{n}i", buf, i)]
+        i += 4 * n
     else:
-        fc = r.doubles()
-    n = r.take(_B)
-    wd = list(struct.unpack_from(f"<{n}d", r.buf, r.i))
-    r.i += 8 * n
-    model = None if tag == MODEL_NONE else bytes([tag]) + r.raw(r.take(_I))
-    return DemandTracker(
+        fc = list(struct.unpack_from(f"<{n}d", buf, i))
+        i += 8 * n
+    n = buf[i]
+    wd = list(struct.unpack_from(f"<{n}d", buf, i + 1))
+    i += 1 + 8 * n
+    model = None
+    if tag != MODEL_NONE:
+        (n,) = _I.unpack_from(buf, i)
+        model, i = bytes([tag]) + buf[i + 4 : i + 4 + n], i + 4 + n
+    tracker = DemandTracker(
         rate=rate, hours_seen=hours_seen, bucket_hour=bucket_hour, buckets=buckets,
         empty_since=empty_since, clock=clock, kind=kind, model=model, fc=fc, fc_base=fc_base,
         dispersion=dispersion, wd=wd, day_y=day_y, day_c=day_c, day_level=day_level, days=days,
     )  # fmt: skip
+    return tracker, i
