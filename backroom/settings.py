@@ -48,7 +48,14 @@ class Settings(BaseSettings):
 
     # --- worker --------------------------------------------------------------------------
     app_id: str = "backroom"
-    store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
+    store: str = Field(
+        default="memory://",
+        description="table store: memory:// (every key in RAM) or rocksdb:// (on disk, "
+        "streams/rocksdb_store.py; docs/operations.md)",
+    )
+    store_cache_mb: int = Field(
+        default=256, ge=8, description="rocksdb:// read cache (block cache) per table, all partitions"
+    )
     dedup_window: int = Field(
         default=64, ge=1, description="event_ids remembered per store×SKU for idempotence"
     )

@@ -169,6 +169,15 @@ class VersionedTable(faust.Table):
     rebalances (`KeepingMemoryStore`)."""
 
     def _new_store_by_url(self, url: Any) -> Any:
+        if str(url).startswith("rocksdb:"):
+            from streams.rocksdb_store import RocksStore
+
+            return RocksStore(
+                url, self.app, self, table_name=self.name, key_type=self.key_type,
+                key_serializer=self.key_serializer, value_serializer=self.value_serializer,
+                value_type=self.value_type, loop=self.loop, options=self.options,
+                cache_mb=getattr(self.app, "store_cache_mb", 256),
+            )  # fmt: skip
         if not str(url).startswith("memory:"):
             return super()._new_store_by_url(url)
         return KeepingMemoryStore(
@@ -247,6 +256,7 @@ def worker_app(app_id: str, settings: Settings, datadir: Path) -> BackroomApp:
         stream_buffer_maxsize=8192,
         table_cleanup_interval=300.0,
     )
+    app.store_cache_mb = settings.store_cache_mb  # type: ignore[attr-defined]
     app.fetch_min_bytes = settings.fetch_min_bytes
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     return app
