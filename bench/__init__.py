@@ -1,0 +1,1 @@
+"""Benchmarks: measurements of the product, outside the product packages (`backroom bench ...`)."""
