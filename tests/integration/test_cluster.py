@@ -137,7 +137,8 @@ def test_a_broker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
     expected, expected_open = reference(settings, events)
     asyncio.run(ensure_topics(settings))
     first: WorkerProcess = worker_factory(settings)
-    second: WorkerProcess = worker_factory(settings)
+    # Its own data dir, as a second host would have (a RocksDB store locks its files).
+    second: WorkerProcess = worker_factory(settings.model_copy(update={"data_dir": settings.data_dir / "second"}))
     first.wait_ready(timeout_s=180)
     second.wait_ready(timeout_s=180)
 
