@@ -90,9 +90,10 @@ class LiveStates:
 
     A state read back from the table is decoded (`backroom.state_codec`), and its demand model
     again when an hour closes. When the table still
-    holds the very bytes object written from a state (`is`, not `==`), that state is what the
-    bytes say, so it is used as is. Anything else that wrote the key (a changelog replay after
-    a rebalance, another store) put another object there, and the value is read as usual.
+    holds the bytes written from a state (the same object in memory, equal bytes read back
+    from RocksDB), that state is what the bytes say, so it is used as is. Anything else that
+    wrote the key (a changelog replay after a rebalance) put other bytes there, and the value
+    is read as usual.
     The table stays the truth; this is a read cache of at most `size` keys (`LIVE_STATES`,
     ~7 KB each with the demand model unpickled). A state taken
     into a batch leaves the cache and comes back only with the bytes written at its end: a
@@ -105,7 +106,9 @@ class LiveStates:
 
     def take(self, key: str, stored: bytes) -> SkuState | None:
         hit = self._states.pop(key, None) if self.size else None
-        if hit is not None and hit[0] is stored:
+        # The very bytes object (the memory store), or equal bytes (a disk store hands out a
+        # copy): a value decodes to exactly the state it was encoded from (state_codec).
+        if hit is not None and (hit[0] is stored or hit[0] == stored):
             self.hits += 1
             return hit[1]
         self.misses += 1

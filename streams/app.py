@@ -119,6 +119,10 @@ async def write_values(table: faust.Table, values: Mapping[str, bytes]) -> None:
     FutureMessage, its buffer, a callback) cost as much as the inventory logic for a key. The
     records are the ones Faust would send, on the same partitions. A store that keeps its own
     changelog offsets (rocksdb, from Faust's callback) goes through Faust."""
+    write_bulk = getattr(table.data, "write_bulk", None)  # streams.rocksdb_store.RocksStore
+    if write_bulk is not None:
+        await write_bulk(values)
+        return
     if not isinstance(table.data, MemoryStore):
         for key, value in values.items():
             table[key] = value
@@ -426,6 +430,10 @@ def create_app(settings: Settings) -> faust.App:
         await send_dead(topics.dead_letter, alerting.dead)
         if alerting.alerts:
             await durable()
+        write_bulk = getattr(alert_books.data, "write_bulk", None)  # a RocksStore
+        if write_bulk is not None:
+            await write_bulk({key: orjson.dumps(value) for key, value in alerting.books.items()})
+            return
         for key, value in alerting.books.items():
             alert_books[key] = value
 

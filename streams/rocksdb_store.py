@@ -23,10 +23,13 @@ the keys written last stay in the processor's `LiveStates` on top of it.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka.partitioner import murmur2
 from faust.stores.rocksdb import Store
+from faust.types import TP
 
 MB = 1024 * 1024
 
@@ -41,6 +44,7 @@ class RocksStore(Store):
         partitions = max(1, self.table.partitions or 1)
         self._partitions = partitions
         self._all = list(range(partitions))
+        self._persisted: dict[TP, int] = {}
         self.rocksdb_options.block_cache_size = max(1, cache_mb // partitions) * MB
         # Compressed blocks are a second cache in python-rocksdb only; rocksdict ignores it.
         self.rocksdb_options.block_cache_compressed_size = 0
@@ -61,8 +65,45 @@ class RocksStore(Store):
         value = self._db_for_partition(self.partition_of(key)).get(key)
         return value  # type: ignore[no-any-return]
 
+    def get(self, key: Any, default: Any = None) -> Any:
+        # Mapping.get is a try/except around __getitem__: a miss (most keys of a key-diverse
+        # batch have no alert book) raised and caught a KeyError each.
+        value = self._get(self._encode_key(key))
+        return default if value is None else self._decode_value(value)
+
     def _del(self, key: bytes) -> None:
         self._db_for_partition(self.partition_of(key)).delete(key)
+
+    async def write_bulk(self, values: Mapping[str, bytes]) -> None:
+        """Set raw-keyed values and send their changelog records straight to the producer, as
+        `streams.app.write_values` does for the memory store: Faust's per-key path (a
+        FutureMessage, its buffer, a callback, one RocksDB put each) cost about as much as the
+        inventory logic of a key. One RocksDB write batch per partition; the changelog offset
+        each database has persisted is advanced when its records are acknowledged, as Faust's
+        own callback does, so a restart replays only what came after."""
+        import rocksdict
+
+        table = self.table
+        name = table.changelog_topic.get_topic_name()
+        batches: dict[int, Any] = defaultdict(lambda: rocksdict.WriteBatch(raw_mode=True))
+        encoded = [(key.encode(), value) for key, value in values.items()]
+        for kb, value in encoded:
+            batches[self.partition_of(kb)].put(kb, value)
+        for partition, batch in batches.items():
+            self._db_for_partition(partition).write(batch)
+        send = table.app.producer.send
+        for kb, value in encoded:
+            fut = await send(name, kb, value, partition=None, timestamp=None, headers=None)
+            fut.add_done_callback(self._persist_offset)  # type: ignore[attr-defined]
+
+    def _persist_offset(self, fut: Any) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return  # not written: the batch is retried, and its records sent again
+        meta = fut.result()
+        tp = TP(meta.topic, meta.partition)
+        if meta.offset > self._persisted.get(tp, -1):
+            self._persisted[tp] = meta.offset
+            self.set_persisted_offset(tp, meta.offset)
 
     def _contains(self, key: bytes) -> bool:
         return self._get(key) is not None

@@ -166,8 +166,9 @@ def _days_of_events(days: int = 3) -> list[list[RawMessage]]:
 
 def test_a_state_kept_live_is_exactly_what_its_table_value_reads_back_as(settings: Settings) -> None:
     # One processor reads the very bytes it wrote (every key a hit after its first batch), the
-    # other gets copies (never a hit: each state decoded from its value): the same values out.
-    live, fresh = InventoryProcessor(settings), InventoryProcessor(settings)
+    # other keeps nothing live (each state decoded from its value): the same values out.
+    live = InventoryProcessor(settings)
+    fresh = InventoryProcessor(settings.model_copy(update={"live_states": 0}))
     live_table: dict[str, bytes] = {}
     fresh_table: dict[str, bytes] = {}
     for batch in _days_of_events():
@@ -195,6 +196,15 @@ def test_a_value_the_processor_did_not_write_is_read_from_the_table(settings: Se
     table["S1:A"] = bytes(bytearray(first.values["S1:A"]))  # the older value, replayed
     third = proc.process(msgs([scan("receive", 1)], start=2), table.get, lambda _k: None)
     assert state_dict(third.values["S1:A"])["backroom_qty"] == 11
+
+
+def test_a_copy_of_the_bytes_written_is_served_live(settings: Settings) -> None:
+    # A disk store hands out a new bytes object per read: equal bytes are the state written.
+    proc, table = InventoryProcessor(settings), {}
+    table.update(proc.process(msgs([scan("receive", 10)]), table.get, lambda _k: None).values)
+    copies = {k: bytes(bytearray(v)) for k, v in table.items()}
+    again = proc.process(msgs([scan("receive", 5)], start=1), copies.get, lambda _k: None)
+    assert proc.live.hits == 1 and state_dict(again.values["S1:A"])["backroom_qty"] == 15
 
 
 def test_a_batch_that_fails_half_way_leaves_no_half_applied_state_behind(settings: Settings) -> None:
