@@ -109,9 +109,7 @@ class SeenIds:
         return binascii.b2a_base64(self.buf, newline=False).decode("ascii")
 
     @classmethod
-    def decode(cls, data: str | list[str]) -> SeenIds:
-        if isinstance(data, list):  # the table format before digests: a list of event_ids
-            return cls(b"".join(cls.digest(event_id) for event_id in data))
+    def decode(cls, data: str) -> SeenIds:
         return cls(binascii.a2b_base64(data))
 
 
@@ -164,7 +162,7 @@ class SkuState:
         """The remembered deltas as `[stamp, "shelf"|"backroom", qty]`, oldest first."""
         return Deltas.unpack(self.deltas)
 
-    # --- (de)serialisation for the Faust table -----------------------------------------------
+    # --- as a dict (the published view and tests; the table value is backroom.state_codec) ---
     def to_dict(self) -> dict[str, Any]:
         out = {
             "store_id": self.store_id,
@@ -202,7 +200,7 @@ class SkuState:
             sku=data["sku"],
             shelf_qty=data["shelf_qty"],
             backroom_qty=data["backroom_qty"],
-            on_order=data.get("on_order", 0),
+            on_order=data["on_order"],
             clock_us=read(data["ts"]),
             version=data["version"],
             last_event_id=data.get("last_event_id"),
@@ -210,8 +208,8 @@ class SkuState:
             shelf_count_us=read(data.get("shelf_count_ts")),
             backroom_count_us=read(data.get("backroom_count_ts")),
             stamps=stamps,
-            offsets=dict(data.get("offsets", {})),
-            deltas=Deltas.decode(data.get("recent", "")),
+            offsets=dict(data["offsets"]),
+            deltas=Deltas.decode(data["recent"]),
             seen=SeenIds.decode(data["seen"]),
             demand=DemandTracker.from_data(data["demand"]),
             shelf_seen_max=data.get("shelf_seen_max"),
@@ -368,13 +366,8 @@ class Deltas:
                 for t, loc, qty in cls.ENTRY.iter_unpack(buf)]  # fmt: skip
 
     @classmethod
-    def decode(cls, data: str | list[list[Any]]) -> bytes:
-        if isinstance(data, str):
-            return binascii.a2b_base64(data)
-        # The table format before packing: `[stamp, location, qty]` lists in arrival order.
-        entries = sorted(((micros(datetime.fromisoformat(t)), LOCATIONS.index(loc), qty)
-                          for t, loc, qty in data), key=lambda e: e[0])  # fmt: skip
-        return b"".join(cls.ENTRY.pack(*e) for e in entries)
+    def decode(cls, data: str) -> bytes:
+        return binascii.a2b_base64(data)
 
 
 def _delta(state: SkuState, loc: str, qty: int, us: int) -> None:

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
-
-import orjson
 
 from backroom.alerts import AlertBook, AlertEngine
 from backroom.budget import expected_lost, order_by_cost
@@ -40,6 +38,7 @@ from backroom.records import (
 )
 from backroom.settings import Settings
 from backroom.silent_shelf import SilentShelf
+from backroom.state_codec import decode_state, encode_state
 
 R = TypeVar("R", bound=Record)
 log = logging.getLogger("backroom.processing")
@@ -95,12 +94,12 @@ StoredState = bytes | dict[str, Any] | None
 class LiveStates:
     """The SkuStates this processor last wrote, each with the exact bytes object it wrote.
 
-    A state read back from the table is parsed JSON (~3 KB), then rebuilt (packed deltas, the
-    dedup window, the demand tracker, and the pickled forecast model when an hour closes):
-    about a fifth of the inventory logic at 25 events per key and batch. When the table still
-    holds the very bytes object written from a state (`is`, not `==`), that state is what the
-    bytes say, so it is used as is. Anything else that wrote the key (a changelog replay after
-    a rebalance, another store) put another object there, and the value is read as usual.
+    A state read back from the table is decoded (`backroom.state_codec`), and its demand model
+    again when an hour closes. When the table still
+    holds the bytes written from a state (the same object in memory, equal bytes read back
+    from RocksDB), that state is what the bytes say, so it is used as is. Anything else that
+    wrote the key (a changelog replay after a rebalance) put other bytes there, and the value
+    is read as usual.
     The table stays the truth; this is a read cache of at most `size` keys (`BACKROOM_LIVE_STATES`,
     ~7 KB each with the demand model unpickled). A state taken
     into a batch leaves the cache and comes back only with the bytes written at its end: a
@@ -113,7 +112,9 @@ class LiveStates:
 
     def take(self, key: str, stored: bytes) -> SkuState | None:
         hit = self._states.pop(key, None) if self.size else None
-        if hit is not None and hit[0] is stored:
+        # The very bytes object (the memory store), or equal bytes (a disk store hands out a
+        # copy): a value decodes to exactly the state it was encoded from (state_codec).
+        if hit is not None and (hit[0] is stored or hit[0] == stored):
             self.hits += 1
             return hit[1]
         self.misses += 1
@@ -128,18 +129,29 @@ class LiveStates:
             del states[next(iter(states))]  # the least recently written
 
 
-def table_value(value: dict[str, Any]) -> bytes:
-    """A state's table value: its JSON, copied to exactly its size (the buffer orjson returns
-    keeps a larger allocation behind it: 100k long-lived ones held ~8.9 KB each, not ~1.4 KB)."""
-    return bytes(memoryview(orjson.dumps(value)))
+class StateViews(Mapping[str, dict[str, Any]]):
+    """The touched keys' states as dicts (`SkuState.to_dict`), built when read: the worker
+    writes the binary values and never needs them; tests and the backtest read a few."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, SkuState] = {}
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        return self._states[key].to_dict()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._states)
+
+    def __len__(self) -> int:
+        return len(self._states)
 
 
 @dataclass
 class InventoryResult:
-    # The touched keys' table values as dicts. Read them before the next batch: they share
-    # parts (offsets, demand buckets) with the states the processor keeps live.
-    states: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # The same states as table values (`table_value`); the worker writes these.
+    # The touched keys' states as dicts. Read them before the next batch: they are built from
+    # the states the processor keeps live, which the next batch changes.
+    states: StateViews = field(default_factory=StateViews)
+    # The same states as table values (`backroom.state_codec`); the worker writes these.
     values: dict[str, bytes] = field(default_factory=dict)
     published: list[InventoryState] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
@@ -187,7 +199,7 @@ class InventoryProcessor:
         if state is None:
             stored = load(key)
             if isinstance(stored, bytes):
-                state = self.live.take(key, stored) or SkuState.from_dict(orjson.loads(stored))
+                state = self.live.take(key, stored) or decode_state(stored)
             else:
                 state = SkuState.from_dict(stored) if stored else SkuState(store_id, sku)
             states[key] = state
@@ -235,9 +247,8 @@ class InventoryProcessor:
         """Table values and published states for the keys the batch read."""
         self._watch_silence(result, states, catalog)
         for key, state in states.items():
-            value = state.to_dict()
-            result.states[key] = value
-            result.values[key] = blob = table_value(value)
+            result.states._states[key] = state
+            result.values[key] = blob = encode_state(state)
             self.live.put(key, blob, state)
             if state.clock_us is not None:
                 # Re-published even when the batch held only redeliveries: a crash between

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,11 +37,25 @@ class Settings(BaseSettings):
     kafka_version: str = "4.3.1"
     topic_prefix: str = Field(default="", description="prepended to every topic name")
     partitions: int = Field(default=4, ge=1, description="partitions of every co-partitioned topic")
-    replication_factor: int = Field(default=1, ge=1)
+    brokers: int = Field(
+        default=1, ge=1, le=9,
+        description="embedded KRaft nodes `backroom broker start` runs on this machine (3: a "
+        "cluster with replication 3 and min.insync.replicas 2)",
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, description="replicas of every topic; default min(3, brokers) when embedded"
+    )
 
     # --- worker --------------------------------------------------------------------------
     app_id: str = "backroom"
-    store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
+    store: str = Field(
+        default="memory://",
+        description="table store: memory:// (every key in RAM) or rocksdb:// (on disk, "
+        "streams/rocksdb_store.py; docs/operations.md)",
+    )
+    store_cache_mb: int = Field(
+        default=256, ge=8, description="rocksdb:// read cache (block cache) per table, all partitions"
+    )
     dedup_window: int = Field(
         default=64, ge=1, description="event_ids remembered per store×SKU for idempotence"
     )
@@ -204,6 +218,12 @@ class Settings(BaseSettings):
         # so the loopback-only rules (bind, Host check) stay on.
         return value if value and value.strip() else None
 
+    @model_validator(mode="after")
+    def _replicate_on_a_cluster(self) -> Settings:
+        if "replication_factor" not in self.model_fields_set and self.embedded and self.brokers > 1:
+            self.replication_factor = min(3, self.brokers)
+        return self
+
     @property
     def embedded(self) -> bool:
         return not self.kafka_bootstrap
@@ -211,7 +231,10 @@ class Settings(BaseSettings):
     @property
     def bootstrap(self) -> str:
         """The bootstrap address every client uses: the configured cluster or the embedded one."""
-        return self.kafka_bootstrap or f"{self.broker_host}:{self.broker_port}"
+        if self.kafka_bootstrap:
+            return self.kafka_bootstrap
+        # The embedded cluster's node i listens on broker_port + 2i (broker/embedded.py).
+        return ",".join(f"{self.broker_host}:{self.broker_port + 2 * i}" for i in range(self.brokers))
 
     @property
     def controller_port(self) -> int:

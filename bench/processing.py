@@ -3,7 +3,7 @@
 Run: `python -m bench.processing --events 100000 --keys 200 [--batch 2500]
 [--gc-threshold 700] [--fill 64]`. Prints one JSON object: events, keys, events_per_s and µs per event
 for each phase: `process` (`InventoryProcessor.process`: decode, validate, dedup, apply,
-demand buckets, projections, table values as JSON bytes), `store` (setting them in the table,
+demand buckets, projections, table values as binary records), `store` (setting them in the table,
 a dict of bytes as the worker's memory store), `alerts` (rule evaluation on the published
 states, records and changed books serialised). Sales are spread round-robin
 over `keys` store×SKU keys, one second of event time apart, in batches of `batch` as the
@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import resource
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,7 +43,7 @@ def sales(events: int, keys: int, partitions: int = 4, first_offset: int = 0,
         k = i % keys
         store, sku = f"S{k % 50:02d}", f"SKU-{k:06d}"
         ts = (T0 + step * i).isoformat()
-        value = orjson.dumps({"event_id": f"e-{i}", "ts": ts, "store_id": store, "sku": sku, "qty": 1})
+        value = exact(orjson.dumps({"event_id": f"e-{i}", "ts": ts, "store_id": store, "sku": sku, "qty": 1}))
         out.append(RawMessage("pos.sales", k % partitions, first_offset + i, f"{store}:{sku}".encode(), value))
     return out
 
@@ -65,15 +67,21 @@ def steady_state_events(store: str, sku: str, fill: int, end: datetime, id_prefi
     return out
 
 
-def preload(keys: int, fill: int, partitions: int = 4) -> list[list[RawMessage]]:
-    """Per key, the steady-state events up to T0, as the worker's raw messages."""
-    out = []
+def exact(buf: bytes) -> bytes:
+    """`buf` copied to exactly its size. A bytes object from orjson.dumps keeps orjson's whole
+    output buffer (~4 KB for a 150-byte event): holding the 2.56M pre-load messages of
+    `--keys 40000 --fill 64` at once that way was the 11 GB this benchmark once peaked at."""
+    return bytes(memoryview(buf))
+
+
+def preload(keys: int, fill: int, partitions: int = 4) -> Iterator[list[RawMessage]]:
+    """Per key, the steady-state events up to T0, as the worker's raw messages (one key's at a
+    time: nothing of a key's pre-load outlives its batch)."""
     for k in range(keys):
         store, sku = f"S{k % 50:02d}", f"SKU-{k:06d}"
         key = f"{store}:{sku}".encode()
-        out.append([RawMessage(topic, k % partitions, k * fill + j, key, orjson.dumps(event))
-                    for j, (topic, event) in enumerate(steady_state_events(store, sku, fill, T0, "pre"))])
-    return out
+        yield [RawMessage(topic, k % partitions, k * fill + j, key, exact(orjson.dumps(event)))
+               for j, (topic, event) in enumerate(steady_state_events(store, sku, fill, T0, "pre"))]
 
 
 def run(events: int, keys: int, batch: int, fill: int = 0) -> dict[str, Any]:
@@ -117,6 +125,7 @@ def run(events: int, keys: int, batch: int, fill: int = 0) -> dict[str, Any]:
     return {
         "events": events, "applied": applied, "keys": keys, "batch": batch, "fill": fill, "gc_threshold": gc.get_threshold()[0],
         "value_bytes": round(sum(map(len, table.values())) / max(len(table), 1)),
+        "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "events_per_s": round(events / elapsed),
         "us_per_event": {"process": round(t_process * us, 1), "store": round(t_store * us, 1),
                          "alerts": round(t_alerts * us, 1)},

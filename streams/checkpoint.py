@@ -70,7 +70,9 @@ class Checkpoint:
         await self.produce(topic, alerts)  # 1
         if alerts:
             await self.flush()  # 2
-        write_books()  # 3
+        written = write_books()  # 3
+        if inspect.isawaitable(written):
+            await written
 
     async def commit(self, mark: Callable[[], Any] | None = None) -> None:
         """Steps 4-6; `mark` marks the batch's offsets done (None: the bulk consumer does)."""

@@ -13,8 +13,10 @@ What is plugged in through Faust's own extension points (no private name involve
 - the transport: `Transport` is registered in Faust's transport registry under the URL scheme
   `backroom://` (`faust.transport.drivers.TRANSPORTS`), so the app picks it, its consumer and
   its producer from the broker URL, as it picks `kafka://`;
-- the table store: `KeepingMemoryStore` is registered in the store registry as
-  `backroom-memory://` (`faust.stores.STORES`); tables name it with their `store=` argument;
+- the table stores: `KeepingMemoryStore` is registered in the store registry as
+  `backroom-memory://`, and the disk store (`streams.rocksdb_store.RocksStore`, on
+  `KeyedRocksStore` below) as `backroom-rocksdb://` (`faust.stores.STORES`); tables name them
+  with their `store=` argument (`store_url`), and the read cache's size with `options=`;
 - the producer buffer's size: an attribute of each producer's own buffer (`Producer`), not a
   process-wide change of `ProducerBuffer.max_messages`;
 - acks of bulk records take Faust's `ack_lock` (faust-streaming 0.15), as `Consumer.ack` does.
@@ -34,6 +36,10 @@ What must stay custom, and why (each one pinned by the guard test):
    `fetch_max_wait_ms=1500` hard-coded and no `fetch_min_bytes` argument, and has no setting for
    either; both are aiokafka constructor arguments, set here on the new consumer before it
    starts (aiokafka hands them to its fetcher in `start()`).
+5. `KeyedRocksStore._get`, `_set`, `_del`, `_contains` (Faust's RocksDB store): Faust finds a
+   key's partition database from the event being processed, or by probing every partition's
+   database; the bulk path writes outside any event, so the partition is computed from the key.
+   It calls `_db_for_partition`, `_encode_key` and `_decode_value` of the same store.
 Private names read (not overridden): `_read_offset`, `_committed_offset`, `_acked`, `_n_acked`,
 `_paused_partitions`, `_buffered_partitions`, `_get_active_partitions`, `_wait_next_records`,
 `_to_message`, `_add_gap`, `_ensure_consumer` (consumer), `_enable_passive`, `_processors`
@@ -71,8 +77,10 @@ from collections.abc import (
 from typing import Any, cast
 
 import faust
+from aiokafka.partitioner import murmur2
 from faust.stores import STORES
 from faust.stores.memory import Store as MemoryStore
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -392,11 +400,27 @@ MEMORY_STORE_SCHEME = "backroom-memory"
 STORES.aliases[MEMORY_STORE_SCHEME] = f"{__name__}:KeepingMemoryStore"
 
 
+ROCKSDB_STORE_SCHEME = "backroom-rocksdb"
+# By name: rocksdict is imported only when a table opens this store.
+STORES.aliases[ROCKSDB_STORE_SCHEME] = "streams.rocksdb_store:RocksStore"
+
+
 def memory_store_url(store: str) -> str | None:
-    """The store URL a versioned table names (`store=`): `KeepingMemoryStore` where the app's
-    store is Faust's memory store, else None (the app's store)."""
+    """The store URL a table names (`store=`): `KeepingMemoryStore` where the app's store is
+    Faust's memory store, else None (the app's store)."""
     # With a host: an URL with none is false, and Faust then falls back to the app's store.
     return f"{MEMORY_STORE_SCHEME}://localhost" if store.startswith("memory:") else None
+
+
+def store_url(store: str, table: str) -> str | None:
+    """The store URL versioned table `table` names: `KeepingMemoryStore` for `memory://`, the
+    disk store keyed like its topics (`streams.rocksdb_store.RocksStore`) for `rocksdb://`, else
+    None (the app's store)."""
+    if store.startswith("rocksdb:"):
+        # The table's name as the URL's path, as Faust's own `rocksdb://` gets it: the files'
+        # name (`{table}-{partition}.db` under the app's table dir).
+        return f"{ROCKSDB_STORE_SCHEME}:{table}"
+    return memory_store_url(store)
 
 
 class BackroomApp(faust.App):
@@ -442,6 +466,63 @@ class KeepingMemoryStore(MemoryStore):
     def put_raw(self, values: Mapping[str, Any]) -> None:
         """Set values with no await in between (see `streams.tables.write_values`)."""
         self.data.update(values)
+
+
+MB = 1024 * 1024
+
+
+class KeyedRocksStore(RocksDBStore):
+    """Faust's RocksDB store with a key's partition computed from the key, as the producer's
+    partitioner does: one database read per get, and writes work outside any Faust event (the
+    bulk path, `streams.rocksdb_store.RocksStore.write_bulk`). Everything else is Faust's: one
+    RocksDB per partition under the worker's data dir, the changelog offset persisted in it,
+    the recovery and rebalance protocol.
+
+    `options`: Faust's RocksDB options plus `cache_mb`, the block cache of the whole table,
+    shared out over its partition databases (Faust's default is 2 GiB per database)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # A copy: Faust's store pops from the table's own options dict.
+        options = dict(kwargs.pop("options", None) or {})
+        cache_mb = int(options.pop("cache_mb", 256))
+        options.setdefault("driver", "rocksdict")
+        super().__init__(*args, options=options, **kwargs)
+        partitions = max(1, self.table.partitions or 1)
+        self.partitions = partitions
+        self.all_partitions = list(range(partitions))
+        self.rocksdb_options.block_cache_size = max(1, cache_mb // partitions) * MB
+        # Compressed blocks are a second cache in python-rocksdb only; rocksdict ignores it.
+        self.rocksdb_options.block_cache_compressed_size = 0
+
+    def partition_of(self, key: bytes) -> int:
+        # The producer's partitioner (streams.partitioner.KeyPartitioner: Kafka's murmur2, with
+        # the hashes it computed for the changelog records remembered).
+        partitioner: Any = self.table.app.conf.producer_partitioner
+        if callable(partitioner):
+            return int(partitioner(key, self.all_partitions, self.all_partitions))
+        return (murmur2(key) & 0x7FFFFFFF) % self.partitions
+
+    def db_for_partition(self, partition: int) -> Any:
+        """The partition's database (opened on first use)."""
+        return self._db_for_partition(partition)
+
+    def _set(self, key: bytes, value: bytes | None) -> None:  # Faust internal #5
+        self._db_for_partition(self.partition_of(key)).put(key, value)
+
+    def _get(self, key: bytes) -> bytes | None:  # Faust internal #5
+        return cast(bytes | None, self._db_for_partition(self.partition_of(key)).get(key))
+
+    def _del(self, key: bytes) -> None:  # Faust internal #5
+        self._db_for_partition(self.partition_of(key)).delete(key)
+
+    def _contains(self, key: bytes) -> bool:  # Faust internal #5
+        return self._get(key) is not None
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        # Mapping.get is a try/except around __getitem__: a miss (most keys of a key-diverse
+        # batch have no alert book) raised and caught a KeyError each.
+        value = self._get(self._encode_key(key))
+        return default if value is None else self._decode_value(value)
 
 
 def iterate_in_background(stream: faust.StreamT) -> None:

@@ -35,7 +35,7 @@ from streams.checkpoint import Checkpoint, ack_all
 from streams.faust_internals import BulkHandler, StallWatch
 from streams.metrics import Metrics
 from streams.runtime import release_free_memory
-from streams.tables import Tables, reader, write_values
+from streams.tables import Tables, reader, write_books, write_values
 from streams.vision import VisionRunner
 
 log = logging.getLogger("backroom.worker")
@@ -225,13 +225,8 @@ class Worker:
         holds `books_lock`)."""
         await send_dead(self.topics.dead_letter, alerting.dead)
         books = self.tables.alert_books
-
-        def write_books() -> None:
-            for key, value in alerting.books.items():
-                books[key] = value
-
         await self.checkpoint.alerts_then_books(self.topics.alerts.get_topic_name(), alerting.alerts,
-                                                write_books)  # fmt: skip
+                                                lambda: write_books(books, alerting.books))
 
     async def vision_batch(self, events: Sequence[EventT]) -> None:
         msgs = raw_messages(events, "camera.frames")

@@ -42,8 +42,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from backroom.demand.closed_loop import AlertDrivenStaff, BudgetedRounds
 from backroom.demand.forecast import MODELS, Forecaster
 from backroom.feedback import FeedbackTuner
@@ -51,6 +49,7 @@ from backroom.processing import AlertProcessor, InventoryProcessor, RawMessage
 from backroom.records import AlertFeedback, Sale, Scan, ShelfObservation
 from backroom.settings import Settings
 from backroom.simulation import SimConfig, SimSku, StoreSimulator, TruthRow
+from backroom.state_codec import decode_state
 from backroom.transfers import StoreNetwork, TransferDesk, TransferPlanner
 from backroom.vision import visible_facings
 
@@ -295,9 +294,9 @@ def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
     pipe.flush()
     for value in pipe.inv_table.values():
         result.state_bytes.append(len(value))
-        blob = orjson.loads(value)["demand"]["model"]
-        if blob:
-            result.model_bytes.append(len(blob) * 3 // 4)  # base64 → pickled bytes
+        model = decode_state(value).demand.model
+        if model:
+            result.model_bytes.append(len(model))
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -30,13 +30,13 @@ when an hour closes, once per SKU and hour:
   day's factor and the cached forecast is multiplied back (the hourly models cannot learn a
   weekday in weeks); past the cached hours the last day repeats, rescaled to each weekday.
 
-The model is a `Forecaster` pickled to base64 inside the table value (`model`), unpickled only
-when an hour closes. The table's changelog is the worker's own topic: trust it as you trust the
-worker's code (a pickle runs code on load).
+The model is a `Forecaster` kept as bytes inside the table value (`model`,
+`backroom.demand.model_codec`: Holt-Winters as its numbers), decoded only when an hour closes.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 from bisect import bisect_left
 from dataclasses import dataclass, field
@@ -44,6 +44,7 @@ from datetime import datetime
 from typing import Any
 
 from backroom.demand.forecast import SEASON, Forecaster, poisson_median, weekday_of
+from backroom.demand.model_codec import decode_forecaster, encode_forecaster
 from backroom.settings import Settings
 
 MAX_GAP_HOURS = 24 * 14  # a longer silence is skipped in whole weeks (keeps the seasons aligned)
@@ -83,7 +84,7 @@ class DemandConfig:
 
 @dataclass
 class DemandTracker:
-    """Hourly buckets + baseline rate + the pickled forecaster and its cached forecast."""
+    """Hourly buckets + baseline rate + the encoded forecaster and its cached forecast."""
 
     alpha: float = 0.1
     rate: float = 0.0  # EWMA of closed hours: the flat fallback until the model is ready
@@ -92,7 +93,7 @@ class DemandTracker:
     buckets: dict[int, list[float]] = field(default_factory=dict)  # hour -> [qty, empty seconds]
     empty_since: float | None = None  # epoch seconds the shelf has been empty since
     clock: float = 0.0  # newest event time seen (epoch seconds)
-    model: str | None = None  # base64 pickle of the Forecaster
+    model: bytes | None = None  # the Forecaster, `model_codec.encode_forecaster`
     kind: str | None = None
     fc: list[float] = field(default_factory=list)  # forecast units/hour from hour fc_base on
     fc_base: int = 0
@@ -170,7 +171,7 @@ class DemandTracker:
     def forecaster(self, cfg: DemandConfig) -> Forecaster:
         if self._forecaster is None:
             if self.model is not None and self.kind == cfg.model:
-                self._forecaster = Forecaster.loads(self.model)
+                self._forecaster = decode_forecaster(self.model, cfg.model)
             else:
                 self._forecaster = Forecaster(cfg.model, tz=cfg.tz)  # none yet, or the setting changed
                 self.kind = cfg.model
@@ -235,7 +236,7 @@ class DemandTracker:
         self.fc = [round(v, 4) for v in fc]
         self.fc_base = upto
         self.dispersion = round(f.dispersion, 4)
-        self.model = f.dumps()
+        self.model = encode_forecaster(f)
         return upto - start
 
     def _guard(self, qty: float) -> float:
@@ -484,13 +485,18 @@ class DemandTracker:
         return lo, hi
 
     # --- table format ----------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        # Rounded here, and in place: a tracker kept live after its value was written
-        # (`backroom.processing.LiveStates`) must be exactly the one that value reads back as.
+    def round_sums(self) -> None:
+        """The day sums to 3 decimals, in place, whenever a value is written: a tracker kept live
+        after its value was written (`backroom.processing.LiveStates`) must be exactly the one
+        that value reads back as (and the forecasts depend on them)."""
         self.day_c = round(self.day_c, 3)
         self.typical = round(self.typical, 4)
         if self.day_y is not None:
             self.day_y = round(self.day_y, 3)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able view (the table value is `backroom.state_codec`'s binary record)."""
+        self.round_sums()
         return {
             "rate": self.rate,
             "hours_seen": self.hours_seen,
@@ -499,7 +505,7 @@ class DemandTracker:
             "empty_since": self.empty_since,
             "clock": self.clock,
             "kind": self.kind,
-            "model": self.model,
+            "model": None if self.model is None else base64.b64encode(self.model).decode("ascii"),
             "fc": self.fc,
             "fc_base": self.fc_base,
             "dispersion": self.dispersion,
@@ -513,12 +519,8 @@ class DemandTracker:
         }
 
     @classmethod
-    def from_data(cls, data: Any) -> DemandTracker:
-        if isinstance(data, list):
-            # The pre-forecast format: [rate, bucket_hour, bucket_qty, censored, hours_seen].
-            rate, bucket_hour, bucket_qty, censored, hours = data
-            buckets = {bucket_hour: [float(bucket_qty), 3600.0 if censored else 0.0]} if bucket_hour else {}
-            return cls(rate=rate, hours_seen=hours, bucket_hour=bucket_hour, buckets=buckets)
+    def from_data(cls, data: dict[str, Any]) -> DemandTracker:
+        """The tracker `to_dict` described."""
         return cls(
             rate=data["rate"],
             hours_seen=data["hours_seen"],
@@ -527,17 +529,15 @@ class DemandTracker:
             empty_since=data["empty_since"],
             clock=data["clock"],
             kind=data["kind"],
-            model=data["model"],
+            model=None if data["model"] is None else base64.b64decode(data["model"]),
             fc=list(data["fc"]),
             fc_base=data["fc_base"],
             dispersion=data["dispersion"],
-            wd=list(data.get("wd") or ()),  # absent before weekday factors: none learned
-            day_y=data.get("day_y"),
-            day_c=data.get("day_c", 0.0),
-            day_level=data.get("day_level", 0.0),
-            days=data.get("days", 0),
-            # Absent before the outlier guard: start from the mean hourly rate (below a typical
-            # selling hour, so the cap only starts low and rises within a few selling hours).
-            typical=data.get("typical", math.log(max(1.0, data["rate"]))),
-            selling=data.get("selling", 0),
+            wd=list(data["wd"]),
+            day_y=data["day_y"],
+            day_c=data["day_c"],
+            day_level=data["day_level"],
+            days=data["days"],
+            typical=data["typical"],
+            selling=data["selling"],
         )

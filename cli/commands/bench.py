@@ -1,6 +1,7 @@
 """`backroom bench ...`: measurements as one JSON object (fields documented in docs/contract.md).
 
     backroom bench pipeline --events 200000 --rate 2000 --json
+    backroom bench scale --keys 1000000 --store rocksdb:// --json
 """
 
 from __future__ import annotations
@@ -67,6 +68,28 @@ def vision(
     from backroom.vision.evaluate import bench_vision
 
     result = bench_vision(threads=threads, seconds=seconds, ultralytics=ultralytics)
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
+@bench_app.command("scale")
+def scale(
+    keys: int = typer.Option(100_000, help="store×SKU keys pre-loaded at steady state"),
+    store: str = typer.Option("", help="table store: rocksdb:// or memory:// (default BACKROOM_STORE)"),
+    events: int = typer.Option(200_000, help="key-diverse events timed (at most one per key)"),
+    rate: float = typer.Option(1000.0, help="events/s for the latency phase (key-diverse)"),
+    seconds: float = typer.Option(20.0, help="length of the scored latency phase"),
+    keep_topics: bool = typer.Option(False, help="leave the run's topics and data dir"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """N keys on one worker: key-diverse events/s, RSS, disk per key, latency, recovery after kill -9."""
+    from bench.scale import ScaleConfig, bench_scale
+    from cli.commands.core import require_broker
+
+    settings = get_settings()
+    require_broker(settings)
+    cfg = ScaleConfig(keys=keys, store=store or settings.store, events=events, rate=rate,
+                      latency_seconds=seconds, keep_topics=keep_topics)
+    result = asyncio.run(bench_scale(settings, cfg))
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 

@@ -2,6 +2,7 @@
 
     backroom demo                   # everything on the embedded broker; prints the dashboard URL
     backroom broker start|stop|status
+    backroom broker start --brokers 3   # a 3-node KRaft cluster on this machine (or BACKROOM_BROKERS=3)
     backroom worker                 # the Faust worker (connects to a running broker)
     backroom simulate --stores 3 --skus 20 --speed 600
     backroom alerts --follow
@@ -12,12 +13,25 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from backroom.settings import Settings, get_settings
 
-broker_app = typer.Typer(help="The embedded Apache Kafka broker (KRaft, single node).", no_args_is_help=True)
+if TYPE_CHECKING:
+    from broker.embedded import EmbeddedBroker, EmbeddedCluster
+
+broker_app = typer.Typer(
+    help="The embedded Apache Kafka broker (KRaft: one node, or a cluster with --brokers 3).",
+    no_args_is_help=True,
+)
+
+
+def _embedded(settings: Settings) -> EmbeddedBroker | EmbeddedCluster:
+    from broker.embedded import EmbeddedBroker, EmbeddedCluster
+
+    return EmbeddedCluster(settings) if settings.brokers > 1 else EmbeddedBroker(settings)
 
 
 def require_broker(settings: Settings) -> None:
@@ -37,25 +51,36 @@ def require_broker(settings: Settings) -> None:
 @broker_app.command("start")
 def broker_start(
     foreground: bool = typer.Option(False, "--foreground", help="stay attached; Ctrl-C stops it"),
+    brokers: int = typer.Option(
+        0, "--brokers", min=0, max=9,
+        help="KRaft nodes on this machine (default BACKROOM_BROKERS, 1); with 3: replication 3, "
+        "min.insync.replicas 2. Every later verb needs the same BACKROOM_BROKERS.",
+    ),
 ) -> None:
-    """Resolve the jars (first run), format the data dir, start the broker, wait until it answers."""
+    """Resolve the jars (first run), format the data dir, start the broker(s), wait until they answer."""
     from broker.embedded import BrokerError, EmbeddedBroker
 
     settings = get_settings()
+    if brokers:
+        settings = settings.model_copy(update={"brokers": brokers})
     if not settings.embedded:
         typer.secho(f"BACKROOM_KAFKA_BOOTSTRAP is set ({settings.bootstrap}): nothing to start.", err=True)
         raise typer.Exit(1)
-    broker = EmbeddedBroker(settings)
+    broker = _embedded(settings)
     try:
         address = broker.start(detach=not foreground)
     except BrokerError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"broker ready on {address} (data in {broker.home})")
+    if settings.brokers != get_settings().brokers:
+        typer.echo(f"set BACKROOM_BROKERS={settings.brokers} so the other verbs find every node")
     if foreground:
+        nodes = [broker] if isinstance(broker, EmbeddedBroker) else broker.nodes
         try:
-            assert broker.process is not None
-            broker.process.wait()
+            for node in nodes:
+                assert node.process is not None
+                node.process.wait()
         except KeyboardInterrupt:
             pass
         finally:
@@ -63,11 +88,14 @@ def broker_start(
 
 
 @broker_app.command("stop")
-def broker_stop() -> None:
-    """Stop the embedded broker started by `backroom broker start`."""
-    from broker.embedded import EmbeddedBroker
-
-    stopped = EmbeddedBroker(get_settings()).stop()
+def broker_stop(
+    brokers: int = typer.Option(0, "--brokers", min=0, max=9, help="default BACKROOM_BROKERS"),
+) -> None:
+    """Stop the embedded broker (or cluster) started by `backroom broker start`."""
+    settings = get_settings()
+    if brokers:
+        settings = settings.model_copy(update={"brokers": brokers})
+    stopped = _embedded(settings).stop()
     typer.echo("broker stopped" if stopped else "no embedded broker was running")
 
 

@@ -176,7 +176,8 @@ def test_two_workers_share_partitions_and_survive_one_leaving(
     expected, _ = reference(settings, events)
     asyncio.run(ensure_topics(settings))
     first: WorkerProcess = worker_factory(settings)
-    second: WorkerProcess = worker_factory(settings)
+    # Its own data dir, as a second host would have (a RocksDB store locks its files).
+    second: WorkerProcess = worker_factory(settings.model_copy(update={"data_dir": settings.data_dir / "second"}))
     first.wait_ready()
     second.wait_ready()
     half = len(events) // 2

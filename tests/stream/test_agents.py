@@ -16,7 +16,9 @@ import faust
 import orjson
 import pytest
 
+from backroom.inventory import SkuState
 from backroom.settings import Settings
+from backroom.state_codec import decode_state, encode_state, value_version
 from streams.app import create_app
 from tests.factories import catalog_entry, key, sale, scan
 
@@ -27,6 +29,13 @@ class Sent:
 
     def __call__(self, topic: str) -> list[dict[str, Any]]:
         return self.by_topic.get(topic, [])
+
+
+def stored(value: bytes | None) -> Any:
+    """A produced or stored value: JSON, or an inventory state (binary, as a dict)."""
+    if value is not None and value_version(value) is not None:
+        return decode_state(value).to_dict()
+    return orjson.loads(value or b"null")
 
 
 @pytest.fixture
@@ -43,7 +52,7 @@ def app_and_sent(settings_factory: Any) -> Iterator[tuple[faust.App, Sent]]:
 
     async def fake_produce(self: Any, topic: str, key: bytes | None, value: bytes | None,
                            *_: Any, **__: Any) -> None:
-        sent.by_topic.setdefault(topic, []).append(orjson.loads(value or b"null"))
+        sent.by_topic.setdefault(topic, []).append(stored(value))
 
     changelog = MagicMock()
     changelog.return_value.message.partition = 0
@@ -66,7 +75,7 @@ async def test_scans_and_sales_update_the_table_and_publish_state(app_and_sent: 
     app, sent = app_and_sent
     await put_all(app, "scans", [scan("receive", 24), scan("move_to_shelf", 20, minutes=1)])
     await put_all(app, "sales", [sale(qty=2, minutes=2), sale(qty=1, minutes=3)])
-    state = orjson.loads(app.backroom_tables["inventory"]["S1:A"])
+    state = stored(app.backroom_tables["inventory"]["S1:A"])
     assert (state["shelf_qty"], state["backroom_qty"]) == (17, 4)
     published = sent("inventory.state")
     assert published[-1]["shelf_qty"] == 17 and published[-1]["catalog_missing"] is True
@@ -76,7 +85,7 @@ async def test_repeated_event_id_changes_nothing(app_and_sent: Any) -> None:
     app, _sent = app_and_sent
     receive = scan("receive", 10)
     await put_all(app, "scans", [receive, receive, receive])
-    assert orjson.loads(app.backroom_tables["inventory"]["S1:A"])["backroom_qty"] == 10
+    assert stored(app.backroom_tables["inventory"]["S1:A"])["backroom_qty"] == 10
 
 
 async def test_bad_events_go_to_dead_letter_and_the_agent_keeps_going(app_and_sent: Any) -> None:
@@ -92,7 +101,7 @@ async def test_bad_events_go_to_dead_letter_and_the_agent_keeps_going(app_and_se
     assert len(dead) == 3
     assert "invalid JSON" in dead[0]["error"] and "qty" in dead[1]["error"] and "key" in dead[2]["error"]
     assert dead[0]["raw"] == "{oops" and dead[0]["source_topic"] == "pos.sales"
-    assert orjson.loads(app.backroom_tables["inventory"]["S1:A"])["version"] == 1
+    assert stored(app.backroom_tables["inventory"]["S1:A"])["version"] == 1
 
 
 async def test_catalog_feeds_the_state_and_alerts_follow_state(app_and_sent: Any) -> None:
@@ -116,23 +125,26 @@ async def test_catalog_feeds_the_state_and_alerts_follow_state(app_and_sent: Any
     # The same scans again (same event_ids) change no state and raise nothing new.
     await put_all(app, "scans", scans)
     assert len(sent("alerts")) == 1
-    assert orjson.loads(app.backroom_tables["inventory"]["S1:A"])["version"] == state["version"]
+    assert stored(app.backroom_tables["inventory"]["S1:A"])["version"] == state["version"]
 
 
 def test_changelog_replay_never_replaces_a_newer_inventory_value(app_and_sent: Any) -> None:
-    # Inventory values are JSON bytes; replay after a rebalance compares their versions.
+    # Inventory values are binary states (backroom.state_codec); replay after a rebalance
+    # compares their versions.
     app, _ = app_and_sent
     table = app.backroom_tables["inventory"]  # type: ignore[attr-defined]
-    table.data["S1:A"] = orjson.dumps({"version": 5, "shelf_qty": 7})
 
-    def record(key: str, value: dict[str, Any]) -> Any:
-        raw = orjson.dumps(value)
+    def value(sku: str, version: int, shelf: int) -> bytes:
+        return encode_state(SkuState("S1", sku, shelf_qty=shelf, version=version))
+
+    table.data["S1:A"] = value("A", 5, 7)
+
+    def record(key: str, raw: bytes) -> Any:
         # As recovery hands them over: the key deserialized, the value raw bytes.
         return MagicMock(key=key, value=raw, message=MagicMock(key=key.encode(), value=raw, partition=0))
 
-    table.apply_changelog_batch([record("S1:A", {"version": 3, "shelf_qty": 1}),
-                                 record("S1:B", {"version": 1, "shelf_qty": 2})])
-    assert orjson.loads(table.data["S1:A"]) == {"version": 5, "shelf_qty": 7}
-    assert orjson.loads(table.data["S1:B"]) == {"version": 1, "shelf_qty": 2}
-    table.apply_changelog_batch([record("S1:A", {"version": 6, "shelf_qty": 0})])
-    assert orjson.loads(table.data["S1:A"])["version"] == 6
+    table.apply_changelog_batch([record("S1:A", value("A", 3, 1)), record("S1:B", value("B", 1, 2))])
+    assert (stored(table.data["S1:A"])["version"], stored(table.data["S1:A"])["shelf_qty"]) == (5, 7)
+    assert (stored(table.data["S1:B"])["version"], stored(table.data["S1:B"])["shelf_qty"]) == (1, 2)
+    table.apply_changelog_batch([record("S1:A", value("A", 6, 0))])
+    assert stored(table.data["S1:A"])["version"] == 6

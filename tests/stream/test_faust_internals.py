@@ -192,6 +192,11 @@ GUARDED = {
     "faust.transport.consumer:Consumer._new_offset": "64996e5d3669963f",
     "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer": "2eb45a091fed6900",
     "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread.seek_to_committed": "1ef391bf519d8e58",
+    # the disk store (KeyedRocksStore): a key's database from the key, not from the event
+    "faust.stores.rocksdb:Store._get": "dc1cafcd0a595ce8",
+    "faust.stores.rocksdb:Store._set": "cda8af789cc07b2a",
+    "faust.stores.rocksdb:Store._del": "97ac6e11ba8a1677",
+    "faust.stores.rocksdb:Store._contains": "22e480a78d09e94a",
     # mirrored: the bulk path and the fetch loop repeat what these do
     "faust.transport.consumer:Consumer.getmany": "eae7102256eb6fab",
     "faust.transport.consumer:Consumer._wait_next_records": "65bea944ebef4fde",
@@ -210,6 +215,14 @@ GUARDED = {
     "faust.tables.base:Collection._to_value": "ffee10ea89a538dd",
     "faust.tables.table:Table.apply_changelog_batch": "bed75532b4b4a0ff",
     "faust.stores.memory:Store": "021ea70638b1c5f2",
+    # the disk store: its options (popped from the table's), the partition databases it opens,
+    # the persisted changelog offset the bulk path advances, and the key/value codecs
+    "faust.stores.rocksdb:Store.__init__": "5e98424872368367",
+    "faust.stores.rocksdb:Store._db_for_partition": "1b637faf77913b5d",
+    "faust.stores.rocksdb:Store.set_persisted_offset": "a15a50b000de6eca",
+    "faust.stores.rocksdb:Store.partition_path": "2141d440e22ab536",
+    "faust.stores.base:Store._encode_key": "8e6ec60afe1a8f11",
+    "faust.stores.base:Store._decode_value": "e4e822272df64b47",
     "faust.streams:Stream._enable_passive": "8f9ceb5438678c21",
     "faust.streams:Stream.add_processor": "e95c050b1b6cf60b",
 }
@@ -257,6 +270,10 @@ def test_the_transport_and_store_come_from_fausts_registries(settings_factory: A
 
     assert faust.transport.by_url("backroom://localhost:9092") is fi.Transport
     assert faust.stores.by_url("backroom-memory://") is fi.KeepingMemoryStore
+    from streams.rocksdb_store import RocksStore
+
+    assert faust.stores.by_url(fi.store_url("rocksdb://", "inventory") or "") is RocksStore
+    assert issubclass(RocksStore, fi.KeyedRocksStore)
     settings: Settings = settings_factory(kafka_bootstrap="127.0.0.1:1", store="memory://", batch_size=500)
     app = create_app(settings)
     app.finalize()

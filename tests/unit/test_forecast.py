@@ -306,7 +306,7 @@ def test_projection_walks_the_seasonal_forecast_over_a_closed_night() -> None:
     assert d.hours_until(evening, 10_000) is None
 
 
-def test_tracker_round_trips_through_json_and_reads_the_old_format() -> None:
+def test_tracker_round_trips_through_json() -> None:
     cfg = DemandConfig()
     d = DemandTracker()
     for day in range(2):
@@ -314,8 +314,6 @@ def test_tracker_round_trips_through_json_and_reads_the_old_format() -> None:
     again = DemandTracker.from_data(orjson.loads(orjson.dumps(d.to_dict())))
     assert again.to_dict() == d.to_dict()
     assert again.forecaster(cfg).forecast(24) == d.forecaster(cfg).forecast(24)
-    old = DemandTracker.from_data([2.5, H0, 3, False, 10])
-    assert old.rate == 2.5 and old.hours_seen == 10 and old.buckets == {H0: [3.0, 0.0]}
 
 
 def test_holt_winters_survives_a_first_day_without_sales() -> None:
@@ -542,14 +540,11 @@ def test_a_new_skus_first_huge_line_is_capped_too() -> None:
     assert math.exp(bulk.typical) > 200 and LEARN_CAP_K * math.exp(bulk.typical) > 500
 
 
-def test_guard_state_round_trips_and_old_values_warm_it_up_again() -> None:
+def test_guard_state_round_trips() -> None:
     d = _steady_then_huge(None)
     data = orjson.loads(orjson.dumps(d.to_dict()))
     assert DemandTracker.from_data(data).to_dict() == d.to_dict()
-    assert data["selling"] > 100
-    del data["typical"], data["selling"]
-    old = DemandTracker.from_data(data)
-    assert old.typical == pytest.approx(math.log(max(1.0, d.rate))) and old.selling == 0
+    assert data["selling"] > 100 and data["typical"] > 0
 
 
 def test_one_huge_residual_moves_the_dispersion_a_bounded_step() -> None:

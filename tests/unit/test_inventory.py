@@ -205,14 +205,6 @@ def test_seen_ids_match_only_whole_digests() -> None:
     assert "c" not in seen and "a" in seen
 
 
-def test_state_written_before_digests_still_dedups() -> None:
-    s = apply_all([scan("receive", 1, event_id="old-1")])
-    data = s.to_dict()
-    data["seen"] = ["old-1", "old-0"]  # the table format of earlier versions
-    again = SkuState.from_dict(data)
-    assert "old-1" in again.seen and "old-0" in again.seen and len(again.seen) == 2
-
-
 def test_add_new_is_in_then_add() -> None:
     seen = SeenIds()
     assert seen.add_new("a", limit=2) and seen.add_new("b", limit=2)
@@ -290,21 +282,3 @@ def test_pruning_recent_deltas_matches_filtering_the_whole_list() -> None:
                 state = SkuState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
             # Kept in stamp order (order carries no meaning; a stable sort of the arrivals).
             assert state.recent == sorted(reference.recent, key=lambda r: str(r[0])), (late_share, i)
-
-
-def test_recent_deltas_from_the_table_format_before_packing() -> None:
-    # Values written before the deltas were packed hold `[stamp, location, qty]` lists in
-    # arrival order: they load as the same deltas, in stamp order, and count the same.
-    book, state = InventoryBook(), SkuState("S1", "A", shelf_qty=50)
-    t0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-    for i, minute in enumerate([1, 5, 3, 7]):
-        book.apply(state, Sale(event_id=f"s{i}", ts=t0 + timedelta(minutes=minute, microseconds=i), store_id="S1",
-                               sku="A", qty=1))
-    old = state.to_dict() | {"recent": [[(t0 + timedelta(minutes=m, microseconds=i)).isoformat(), "shelf", -1]
-                                        for i, m in enumerate([1, 5, 3, 7])]}
-    again = SkuState.from_dict(orjson.loads(orjson.dumps(old)))
-    assert again.recent == state.recent and [r[0][14:16] for r in again.recent] == ["01", "03", "05", "07"]
-    count = Scan(event_id="c", ts=t0 + timedelta(minutes=4), store_id="S1", sku="A", kind="count", qty=30,
-                 location="shelf")
-    book.apply(again, count)
-    assert again.shelf_qty == 30 - 2  # the sales at :05 and :07 stay applied
