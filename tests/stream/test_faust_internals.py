@@ -270,10 +270,6 @@ def test_the_transport_and_store_come_from_fausts_registries(settings_factory: A
 
     assert faust.transport.by_url("backroom://localhost:9092") is fi.Transport
     assert faust.stores.by_url("backroom-memory://") is fi.KeepingMemoryStore
-    from streams.rocksdb_store import RocksStore
-
-    assert faust.stores.by_url(fi.store_url("rocksdb://", "inventory") or "") is RocksStore
-    assert issubclass(RocksStore, fi.KeyedRocksStore)
     settings: Settings = settings_factory(kafka_bootstrap="127.0.0.1:1", store="memory://", batch_size=500)
     app = create_app(settings)
     app.finalize()
@@ -284,6 +280,45 @@ def test_the_transport_and_store_come_from_fausts_registries(settings_factory: A
     assert all(type(t.data) is fi.KeepingMemoryStore for t in tables.values())
     # Only the versioned tables name the store: the app's own store stays Faust's.
     assert str(app.conf.store).startswith("memory:")
+
+
+def test_the_disk_store_comes_from_the_registry_and_keys_pick_their_partition(settings_factory: Any) -> None:
+    pytest.importorskip("rocksdict")
+    from faust.stores.rocksdb import Store as FaustRocksStore
+
+    from backroom.settings import Settings
+    from streams import faust_internals as fi
+    from streams.app import create_app
+    from streams.partitioner import KeyPartitioner
+    from streams.rocksdb_store import RocksStore
+
+    assert faust.stores.by_url(fi.store_url("rocksdb://", "inventory") or "") is RocksStore
+    settings: Settings = settings_factory(kafka_bootstrap="127.0.0.1:1", store="rocksdb://",
+                                          store_cache_mb=64, partitions=4)
+    app = create_app(settings)
+    app.finalize()
+    tables = app.backroom_tables  # type: ignore[attr-defined]
+    inventory = tables["inventory"].data
+    assert type(inventory) is RocksStore and type(tables["alert_books"].data) is RocksStore
+    assert type(tables["catalog"].data) is FaustRocksStore  # written inside events only
+    # The read cache is the table's, shared out over its partitions (Faust's: 2 GiB each).
+    assert inventory.rocksdb_options.block_cache_size == 16 * 1024 * 1024
+    # Each table's own files, named like Faust's own rocksdb:// names them.
+    assert inventory.partition_path(1).name == "inventory-1.db"
+    assert tables["alert_books"].data.partition_path(0).name == "alert-books-0.db"
+    # A key's partition is the one the producer's partitioner gives its changelog record.
+    keys = [f"S{i}:SKU-{i}".encode() for i in range(40)]
+    parts = [KeyPartitioner()(k, [0, 1, 2, 3], [0, 1, 2, 3]) for k in keys]
+    assert [inventory.partition_of(k) for k in keys] == parts and len(set(parts)) == 4
+    # Outside any Faust event (the bulk path's case): written to and read from that partition's
+    # database only; a miss is None, not a KeyError.
+    inventory["S1:SKU-1"] = b"\x02state"
+    assert inventory.get("S1:SKU-1") == b"\x02state" and inventory.get("S9:none") is None
+    p = inventory.partition_of(b"S1:SKU-1")
+    assert inventory.db_for_partition(p).get(b"S1:SKU-1") == b"\x02state"
+    assert all(inventory.db_for_partition(q).get(b"S1:SKU-1") is None for q in range(4) if q != p)
+    del inventory["S1:SKU-1"]
+    assert "S1:SKU-1" not in inventory
 
 
 async def test_a_partition_with_nothing_committed_is_sought_to_its_start() -> None:
