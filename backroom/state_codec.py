@@ -19,13 +19,22 @@ Layout (format 2; the first byte is the format, so a later layout can be told ap
     [q clock_us] [q shelf_count_us] [q backroom_count_us] [d vision_fill] [q shelf_seen_max]
     str store_id | str sku | [str last_event_id] | offsets | deltas | seen | demand
 
+and `demand` (the `DemandTracker`):
+
+    H flags | d rate | q hours_seen | d clock | d dispersion | d day_c | d day_level
+    q fc_base | q days | d typical | q selling | B model tag
+    [q bucket_hour] [d empty_since] [d day_y] [str kind] | buckets | fc | wd | [model]
+
+`typical` and `selling` are the outlier guard's (format 2; the project keeps no reader of an
+older format).
+
 `str` is a u8 length (u16 for event ids) and UTF-8; the bracketed fields are present when
 their flag bit is set. Doubles are stored as doubles, so a decoded state is exactly the one
 encoded (the live-state cache relies on that).
 
-Demand models other than Holt-Winters (`profile`, `snarimax`, `linear`, for comparison in
-the backtest) are stored pickled, as before, behind a tag byte: trust the changelog as you
-trust the worker's code.
+Demand models other than Holt-Winters (`profile`, `weekprofile`, `snarimax`, `linear`) are
+stored pickled behind a tag byte (a `weekprofile` keeps its store zone in it): trust the
+changelog as you trust the worker's code.
 """
 
 from __future__ import annotations

@@ -101,7 +101,8 @@ def _produce_ingest(settings: Settings, events: list[Event], per_s: float, acked
     from producers.ingest_api import create_ingest_app
 
     path = {"pos.sales": "/api/v1/sales/batch", "backroom.scans": "/api/v1/scans/batch"}
-    with TestClient(create_ingest_app(settings)) as client:
+    # A loopback Host: without a token the API refuses any other (TestClient's is "testserver").
+    with TestClient(create_ingest_app(settings), base_url="http://127.0.0.1:8001") as client:
         for i in range(0, len(events), 25):
             chunk = events[i : i + 25]
             # Consecutive events of one topic in one request, in order.
