@@ -1,10 +1,10 @@
 """Core verbs: broker, topics, worker, simulate, alerts, dashboard, demo.
 
-    backroom demo                   # everything on the embedded broker; prints the dashboard URL
-    backroom broker start|stop|status
-    backroom worker                 # the Faust worker (connects to a running broker)
-    backroom simulate --stores 3 --skus 20 --speed 600
-    backroom alerts --follow
+backroom demo                   # everything on the embedded broker; prints the dashboard URL
+backroom broker start|stop|status
+backroom worker                 # the Faust worker (connects to a running broker)
+backroom simulate --stores 3 --skus 20 --speed 600
+backroom alerts --follow
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import typer
 
 from backroom.settings import Settings, get_settings
 
-broker_app = typer.Typer(help="The embedded Apache Kafka broker (KRaft, single node).", no_args_is_help=True)
+broker_app = typer.Typer(
+    help="The embedded Apache Kafka broker (KRaft, single node).", no_args_is_help=True
+)
 
 
 def require_broker(settings: Settings) -> None:
@@ -43,7 +45,9 @@ def broker_start(
 
     settings = get_settings()
     if not settings.embedded:
-        typer.secho(f"BACKROOM_KAFKA_BOOTSTRAP is set ({settings.bootstrap}): nothing to start.", err=True)
+        typer.secho(
+            f"BACKROOM_KAFKA_BOOTSTRAP is set ({settings.bootstrap}): nothing to start.", err=True
+        )
         raise typer.Exit(1)
     broker = EmbeddedBroker(settings)
     try:
@@ -124,10 +128,16 @@ def simulate(
     days: float = typer.Option(7.0, help="event-time days to simulate"),
     speed: float = typer.Option(600.0, help="event-time seconds per wall second; 0 = no waiting"),
     seed: int = typer.Option(7),
-    start: str = typer.Option("2026-11-23T06:00:00+00:00", help="event-time start (ISO, with zone)"),
-    truth: Path | None = typer.Option(None, help="write the true quantities over time (JSON lines)"),
+    start: str = typer.Option(
+        "2026-11-23T06:00:00+00:00", help="event-time start (ISO, with zone)"
+    ),
+    truth: Path | None = typer.Option(
+        None, help="write the true quantities over time (JSON lines)"
+    ),
     staff: str = typer.Option("scheduled", help="scheduled | alert-driven"),
-    camera_every: float = typer.Option(0.0, help="event-time minutes between camera frames; 0 = no cameras"),
+    camera_every: float = typer.Option(
+        0.0, help="event-time minutes between camera frames; 0 = no cameras"
+    ),
     cameras_per_store: int = typer.Option(1, help="shelf cameras per store"),
 ) -> None:
     """Simulate stores: catalog, Poisson sales, deliveries, restocking, shrink, miscounts, cameras."""
@@ -171,12 +181,16 @@ def demo(
     skus: int = typer.Option(24, help="SKUs per store"),
     speed: float = typer.Option(900.0, help="event-time seconds per wall second"),
     seed: int = typer.Option(7),
-    cameras: bool = typer.Option(True, help="simulated shelf cameras (needs models/shelf-gap.onnx)"),
+    cameras: bool = typer.Option(
+        True, help="simulated shelf cameras (needs models/shelf-gap.onnx)"
+    ),
 ) -> None:
     """Everything in one command: broker (when none answers), topics, worker, simulator, dashboard."""
     from producers.demo import run_demo
 
-    sys.exit(run_demo(get_settings(), stores=stores, skus=skus, speed=speed, seed=seed, cameras=cameras))
+    sys.exit(
+        run_demo(get_settings(), stores=stores, skus=skus, speed=speed, seed=seed, cameras=cameras)
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -24,13 +24,23 @@ from backroom.settings import get_settings
 
 def clean(
     raw: Path = typer.Argument(..., help="raw CSV export (sales, scans or products)", exists=False),
-    out: Path = typer.Option(None, "--out", "-o", help="output folder; default <data_dir>/processed"),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="output folder; default <data_dir>/processed"
+    ),
     fmt: str = typer.Option("parquet", "--format", "-f", help="parquet or csv"),
-    kind: str = typer.Option(None, "--kind", help="sales, scans or catalog; default: from the headers"),
+    kind: str = typer.Option(
+        None, "--kind", help="sales, scans or catalog; default: from the headers"
+    ),
     tz: str = typer.Option("UTC", "--tz", help="IANA zone of timestamps without an offset"),
-    date_order: str = typer.Option("auto", "--date-order", help="auto, dmy or mdy for 01/02/2026 dates"),
-    double_scan_s: float = typer.Option(10.0, "--double-scan-s", help="same scan within N s is a double scan"),
-    catalog: Path = typer.Option(None, "--catalog", help="processed catalog (for case packs of '2 cs')"),
+    date_order: str = typer.Option(
+        "auto", "--date-order", help="auto, dmy or mdy for 01/02/2026 dates"
+    ),
+    double_scan_s: float = typer.Option(
+        10.0, "--double-scan-s", help="same scan within N s is a double scan"
+    ),
+    catalog: Path = typer.Option(
+        None, "--catalog", help="processed catalog (for case packs of '2 cs')"
+    ),
     encoding: str = typer.Option("utf-8", "--encoding", help="utf-8, utf-16 or latin-1"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
@@ -75,7 +85,9 @@ def clean(
 
 def replay(
     files: list[Path] = typer.Argument(..., help="processed files from `backroom clean`"),
-    speed: float = typer.Option(0.0, "--speed", help="event-time seconds per wall second; 0 = flat out"),
+    speed: float = typer.Option(
+        0.0, "--speed", help="event-time seconds per wall second; 0 = flat out"
+    ),
 ) -> None:
     """Produce processed history into the contract topics in event-time order."""
     from backroom.commands.core import require_broker

@@ -1,6 +1,6 @@
 """Demand verbs: `backroom backtest`.
 
-    backroom backtest --days 14 --stores 3 --skus 20 --seed 7 --json --plots docs/img
+backroom backtest --days 14 --stores 3 --skus 20 --seed 7 --json --plots docs/img
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ def backtest(
     stores: int = typer.Option(3),
     skus: int = typer.Option(20, help="SKUs per store"),
     seed: int = typer.Option(7),
-    warmup_days: float = typer.Option(3.0, help="days of the store's own routine while models learn"),
+    warmup_days: float = typer.Option(
+        3.0, help="days of the store's own routine while models learn"
+    ),
     reaction_minutes: float = typer.Option(45.0, help="simulated staff: alert to shelf"),
     camera_minutes: float = typer.Option(
         0.0, help="a shelf camera's view of every SKU this often in open hours (0: no camera)"
@@ -41,9 +43,13 @@ def backtest(
         typer.echo(json.dumps(result))
         return
     f, a, o, m = result["forecast"], result["alerts"], result["osa"], result["moves"]
-    typer.echo(f"forecast {f['model']}: WAPE {f['wape']} vs seasonal naive {f['seasonal_naive_wape']}")
+    typer.echo(
+        f"forecast {f['model']}: WAPE {f['wape']} vs seasonal naive {f['seasonal_naive_wape']}"
+    )
     for name, s in result["models"].items():
-        typer.echo(f"  {name:12s} WAPE {s['wape']}  {s['bytes_per_model']} B/model  {s['us_per_hour_step']} µs/step")
+        typer.echo(
+            f"  {name:12s} WAPE {s['wape']}  {s['bytes_per_model']} B/model  {s['us_per_hour_step']} µs/step"
+        )
     typer.echo(f"alerts: recall {a['recall']} precision {a['precision']} median lead {a['median_lead_hours']} h "
                f"({a['episodes']} shelf-out episodes)")  # fmt: skip
     typer.echo(f"OSA alert-driven {o['alert_driven']} vs scheduled {o['scheduled']} at moves {m}")

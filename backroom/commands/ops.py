@@ -45,7 +45,9 @@ def _bench_group(app: typer.Typer) -> typer.Typer | None:
 def register(app: typer.Typer) -> None:
     group = _bench_group(app)
     if group is None:
-        group = typer.Typer(help="Benchmarks: one JSON object each with --json.", no_args_is_help=True)
+        group = typer.Typer(
+            help="Benchmarks: one JSON object each with --json.", no_args_is_help=True
+        )
         app.add_typer(group, name="bench")
     if not any(cmd.name == "dashboard" for cmd in group.registered_commands):
         group.command("dashboard")(bench_dashboard_command)
