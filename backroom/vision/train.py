@@ -137,6 +137,9 @@ def train_one(cfg: TrainConfig, arch: str, data: Path, epochs: int, init: Path |
     t0 = time.perf_counter()
     model.train(**_train_args(cfg, data, epochs, run, init))
     secs = time.perf_counter() - t0
+    trainer = getattr(model, "trainer", None)
+    if trainer is not None and isinstance(getattr(trainer, "epoch", None), int):
+        epochs = trainer.epoch + 1  # a --hours cap may end the run early
     best = cfg.work_dir.resolve() / "runs" / run / "weights" / "best.pt"
     val = YOLO(str(best)).val(
         data=str(data),
@@ -319,14 +322,17 @@ def write_model_card(path: Path, report: dict[str, Any], evaluation: dict | None
         "the shelf opening's height (see render.py's docstring for why).",
         "",
         "## Settings",
-        f"- imgsz {cfg['imgsz']}, batch {cfg['batch']}, epochs {cfg['epochs']}, "
+        f"- imgsz {cfg['imgsz']}, batch {cfg['batch']}, epochs asked {cfg['epochs']}, "
         f"device `{report['machine']}`.",
         f"- started {report['started']}, finished {report['finished']}",
         "",
-        "## Architecture comparison (equal short budget)",
-        "| arch | epochs | seconds | mAP50 | gap AP50 | product AP50 |",
-        "|---|---|---|---|---|---|",
     ]
+    if report["compare"]:
+        lines += [
+            "## Architecture comparison (equal short budget)",
+            "| arch | epochs | seconds | mAP50 | gap AP50 | product AP50 |",
+            "|---|---|---|---|---|---|",
+        ]
     for r in report["compare"]:
         lines.append(
             f"| {r['arch']} | {r['epochs']} | {r['seconds']} | {r['map50']:.3f} | "

@@ -41,6 +41,7 @@ def test_train_one_epoch_writes_pt_onnx_and_card(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # about 1 min on an idle 2-core CPU; several times that when shared
 def test_finetune_on_labelled_photos_writes_out_dir(tmp_path: Path) -> None:
     """`train-detector --data D --init models/shelf-gap.pt --out OUT`: a gap-only YOLO folder
     (class 'empty', polygons) is mixed with renders, products are pseudo-labelled by the init
