@@ -1,11 +1,13 @@
-"""Train Backroom's shelf-gap detector from scratch on frames Backroom renders itself.
+"""Train Backroom's shelf-gap detector on frames it renders itself, or fine-tune it on your photos.
 
 Run: `backroom train-detector` (defaults fit a 2-core CPU in about 40 minutes), e.g.
 `backroom train-detector --n 1000 --epochs 14 --compare-n 400 --compare-epochs 5 --imgsz 320`.
 It renders a dataset, trains YOLOv8n and YOLO11n (built from their yaml: no pretrained
 download) for a short equal budget, keeps the architecture with the better gap mAP50, trains
 it further, and writes `models/<name>.pt`, `models/<name>.onnx` and `models/<name>.md`.
-Needs the `[train]` extra (ultralytics, torch, onnx, onnxslim, polars).
+`backroom train-detector --data DIR --init models/shelf-gap.pt --out OUT/` fine-tunes the
+shipped weights on YOLO-format labelled photos (yolo_data.py) mixed with `--n` renders and writes
+`OUT/shelf-gap.{pt,onnx,md}`. Needs the `[train]` extra (ultralytics, torch, onnx, onnxslim, polars).
 """
 
 from __future__ import annotations
