@@ -23,6 +23,7 @@ from faust.stores.memory import Store as MemoryStore
 from faust.transport.producer import ProducerBuffer
 from faust.types import EventT
 
+from backroom.budget import order_by_cost
 from backroom.processing import (
     AlertProcessor,
     AlertResult,
@@ -37,6 +38,7 @@ from streams.batching import cadenced_batches
 from streams.feedback import add_feedback_agent
 from streams.metrics import Metrics, instrument
 from streams.runtime import release_free_memory, settle_heap
+from streams.transfers import add_transfer_agents
 from streams.transport import BackroomApp, BulkHandler, KeyPartitioner, StallWatch
 from streams.vision import VisionRunner
 
@@ -394,7 +396,8 @@ def create_app(settings: Settings) -> faust.App:
         await write_values(inventory, result.values)
         async with books_lock:
             alerting = alert_processor.on_states(result.published, books_get)
-            alerting.alerts.extend(result.alerts)  # CHECK_SHELF from the silent-shelf watch (docs/floor.md)
+            # CHECK_SHELF from the silent-shelf watch (docs/floor.md), merged into the cost order.
+            alerting.alerts = order_by_cost([*alerting.alerts, *result.alerts])
             metrics.observe_batch("inventory.state", "alerts", len(result.published))
             await send_records(topics.state, result.published)
             await send_dead(topics.dead_letter, result.dead)
@@ -544,4 +547,6 @@ def create_app(settings: Settings) -> faust.App:
         "planograms": planogram_agent,
         "vision": vision_agent,
     }
+    if settings.transfers:  # TRANSFER across partitions: inventory.by-sku (docs/floor.md)
+        app.backroom_agents.update(add_transfer_agents(app, settings, topics, alert_books))  # type: ignore[attr-defined]
     return app
