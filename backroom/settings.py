@@ -94,8 +94,9 @@ class Settings(BaseSettings):
     staff_reaction_hours: float = 2.0
     # --- the store floor (docs/floor.md) ---------------------------------------------------
     silent_shelf: bool = Field(
-        default=False,
-        description="CHECK_SHELF: a selling SKU gone improbably quiet while the records say its shelf has stock",
+        default=True,
+        description="CHECK_SHELF: a selling SKU gone improbably quiet while the records say its shelf has stock "
+        "(BACKROOM_SILENT_SHELF=0 turns it off)",
     )
     alert_budget: int | None = Field(
         default=None, ge=1,

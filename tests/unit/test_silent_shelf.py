@@ -151,10 +151,11 @@ def test_the_worker_raises_check_shelf_as_event_time_advances(settings_factory) 
     assert [(a.alert_id, a.status) for a in res.alerts] == [(opened[0].alert_id, "resolved")]
 
 
-def test_off_by_default(settings) -> None:
+def test_on_by_default_and_off_when_switched_off(settings, settings_factory) -> None:
     from backroom.processing import InventoryProcessor
 
-    assert InventoryProcessor(settings).silent is None
+    assert InventoryProcessor(settings).silent is not None
+    assert InventoryProcessor(settings_factory(silent_shelf=False)).silent is None
 
 
 def _sell(watch: SilentShelf, sku: str, rate: float, gaps_h: list[float], shelf: int = 1, qty: int = 1) -> float:
