@@ -28,7 +28,8 @@ so each recorded unit beyond the first asks DRIFT_NATS more evidence. Without it
 improbable-but-real gaps of well-stocked shelves (records 17, 23) made most of the alerts; every
 true silent shelf in the backtests had records of 1 to 5 (docs/floor.md). `worst` keeps a key
 whose silences are heavier-tailed than its mean says from alerting on the kind of gap it has
-already shown. False-alarm feedback widens one key's bound (`false_alarm`). The silence starts at the later of the last sale and the
+already shown. False-alarm feedback widens one key's bound (`false_alarm`: that silence joins its
+worst) and asks a little more evidence of the whole store (STORE_STEP per report, reversible). The silence starts at the later of the last sale and the
 last time someone saw the shelf (a shelf count, a move to the shelf, a camera view). A sale, a
 shelf count, a move to the shelf or a camera view resolves it (the shelf has been looked at),
 and so does the records' shelf reaching zero (OUT_OF_STOCK and RESTOCK_SHELF take over).
@@ -43,6 +44,7 @@ first event after it).
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +55,7 @@ from backroom.alerts import alert_id
 from backroom.records import Alert, validated
 
 CHECK_SHELF = "CHECK_SHELF"
+log = logging.getLogger("backroom.feedback")
 PROFILE_DECAY = 0.85  # a day's weight in the key's own hour-of-day profile, per day of age
 PROFILE_DAYS = 2.0  # whole (decayed) days of sales history before the profile is trusted
 # The calibration (module docstring): measured on the backtest's silences, docs/floor.md.
@@ -61,6 +64,8 @@ GAP_DECAY = 0.99  # weight of older silences in the scale, per silence
 WORST_DECAY = 0.995  # ... in the worst silence seen, per silence (an extreme: remembered longer)
 WORST_MARGIN = 1.5  # the bound is at least this x the worst ordinary silence seen
 DRIFT_NATS = 0.5  # evidence asked per recorded unit on the shelf beyond the first
+STORE_STEP = 0.5  # a store's threshold factor per false alarm its staff reported (feedback)
+MAX_STORE_STEPS = 6
 
 
 def expected_units(rate_at: Callable[[int], float], t0: float, t1: float) -> float:
@@ -163,9 +168,14 @@ class SilentShelf:
         self._heap: list[tuple[float, str]] = []
         # Per-key thresholds (false-alarm feedback may raise a key's bar); default otherwise.
         self.thresholds: dict[str, float] = {}
+        # False alarms reported per store (bounded 0..MAX_STORE_STEPS; `undo` takes one back).
+        self.store_steps: dict[str, int] = {}
 
     def threshold_for(self, key: str) -> float:
-        return self.thresholds.get(key, self.threshold)
+        """The key's threshold (its own, after feedback, else the default), x STORE_STEP for each
+        false alarm its store reported (`false_alarm`)."""
+        store = key.partition(":")[0]
+        return self.thresholds.get(key, self.threshold) * STORE_STEP ** self.store_steps.get(store, 0)
 
     def observe(self, store_id: str, sku: str, *, shelf: int, last_sale: float | None, looked: float | None,
                 rate_at: Callable[[int], float], ready: bool, now: float,
@@ -248,6 +258,7 @@ class SilentShelf:
         """Staff found the shelf stocked on this key's CHECK_SHELF: that silence was an ordinary
         one, so it joins the key's worst silences (the bound becomes at least WORST_MARGIN x it).
         The alert's own silence, or, while it is still open, the silence up to `now`."""
+        self._store_step(key, +1)
         w = self.watches.get(key)
         if w is None:
             return
@@ -256,6 +267,27 @@ class SilentShelf:
             e = max(e, expected_units(w.rate_at, w.since, now if now is not None else (w.opened or w.since)))
         w.worst = max(w.worst, e)
         self._schedule(key, w)
+
+    def undo_false_alarm(self, key: str) -> None:
+        """An `undo` of a false-alarm report: the store's step back (the key's worst silence
+        stays: the silence it learnt was still one the shelf lived through)."""
+        self._store_step(key, -1)
+
+    def _store_step(self, key: str, step: int) -> None:
+        """False alarms rarely repeat on one key (seeds 24 and 28 at threshold 0.1: 9 reports on
+        9 keys each), so a report also asks more evidence of the whole store: STORE_STEP on its
+        threshold per report, at most MAX_STORE_STEPS; its keys are rescheduled at once."""
+        store = key.partition(":")[0]
+        before = self.store_steps.get(store, 0)
+        after = min(MAX_STORE_STEPS, max(0, before + step))
+        if after == before:
+            return
+        self.store_steps[store] = after
+        log.info("CHECK_SHELF false-alarm steps of store %s: %d -> %d (threshold x %g)", store, before, after,
+                 STORE_STEP**after)  # fmt: skip
+        for k, w in self.watches.items():
+            if w.store_id == store:
+                self._schedule(k, w)
 
     @staticmethod
     def _rate(w: Watch, rate_at: Callable[[int], float], hour: int) -> float:

@@ -44,6 +44,8 @@ def add_feedback_agent(app: faust.App, settings: Settings, topic: faust.TopicT, 
             inventory.silent.set_threshold(key, tuner.silent_threshold(settings.silent_shelf_threshold, key))
             if fb.alert_type == "CHECK_SHELF" and fb.verdict == "false_alarm":
                 inventory.silent.false_alarm(key, fb.ts.timestamp())  # that silence was an ordinary one
+            elif fb.alert_type == "CHECK_SHELF":
+                inventory.silent.undo_false_alarm(key)
 
     @app.agent(topic, name="alert-feedback")
     async def feedback_agent(stream: faust.StreamT) -> None:

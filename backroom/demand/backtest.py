@@ -130,8 +130,11 @@ class Pipeline:
         fb = AlertFeedback.model_validate(value)
         key = f"{fb.store_id}:{fb.sku}"
         silent = self.inventory.silent
-        if silent is not None and fb.alert_type == "CHECK_SHELF" and fb.verdict == "false_alarm":
-            silent.false_alarm(key, fb.ts.timestamp())  # that silence was an ordinary one
+        if silent is not None and fb.alert_type == "CHECK_SHELF" and fb.event_id not in self.tuner.seen:
+            if fb.verdict == "false_alarm":
+                silent.false_alarm(key, fb.ts.timestamp())  # that silence was an ordinary one
+            else:
+                silent.undo_false_alarm(key)
         if self.tuner.apply(fb) is None:
             return
         if silent is not None:

@@ -231,3 +231,23 @@ def test_a_false_alarm_makes_that_silence_an_ordinary_one_for_the_key() -> None:
     assert w.due is not None and w.due - look > 1.4 * (4.75 * H)  # rescheduled at once
     assert watch.advance(w.due - 60) == []  # as long a silence again: no longer enough for this key
     assert [a.sku for a in watch.advance(w.due)] == ["A"]
+
+
+def test_false_alarms_ask_more_evidence_of_the_whole_store_bounded_and_reversible() -> None:
+    """False alarms rarely repeat on one key, so each report also halves the threshold of every
+    key in the store (at most 6 steps); `undo` takes a step back; other stores are untouched."""
+    watch = SilentShelf(threshold=1e-3)
+    for sku in ("A", "B"):
+        _sell(watch, sku, 2.0, [0.5] * 150)
+    watch.observe("S2", "A", shelf=1, last_sale=T0, looked=None, rate_at=flat(2.0), ready=True, now=T0)
+    b = watch.watches["S1:B"]
+    before = watch.bound("S1:B", b)
+    watch.false_alarm("S1:A")  # A's staff found stock
+    assert watch.threshold_for("S1:B") == pytest.approx(5e-4) and watch.threshold_for("S2:A") == 1e-3
+    assert watch.bound("S1:B", b) == pytest.approx(before + b.scale * math.log(2))
+    assert b.due is not None and expected_units(b.rate_at, b.since, b.due) == pytest.approx(watch.bound("S1:B", b))
+    for _ in range(10):
+        watch.false_alarm("S1:A")
+    assert watch.store_steps == {"S1": 6} and watch.threshold_for("S1:B") == pytest.approx(1e-3 / 64)
+    watch.undo_false_alarm("S1:B")
+    assert watch.store_steps == {"S1": 5}
