@@ -21,6 +21,7 @@ from pydantic import (
     FiniteFloat,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -199,6 +200,20 @@ class InventoryState(Record):
     # The catalog's cost of one unit (docs/floor.md): what the alerts' expected lost sales are
     # valued at.
     unit_cost: float | None = None
+
+
+class SkuPosition(InventoryState):
+    """`inventory.by-sku` (a repartition topic, keyed by sku; docs/floor.md): a store's
+    inventory.state re-keyed by SKU, with the arrival of its next supplier order (event time;
+    from its alert book's REORDER orders), so one worker sees every store's position of a SKU."""
+
+    supplier_eta: Timestamp | None = None
+
+    @field_validator("supplier_eta", mode="before")
+    @classmethod
+    def _iso(cls, value: Any) -> Any:
+        # JSON has no datetime type and records validate strictly (only `ts` is parsed by decode).
+        return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def shelf_estimate(shelf_qty: int, shelf_seen_max: int | None) -> int:

@@ -108,8 +108,9 @@ class Settings(BaseSettings):
     staff_reaction_hours: float = 2.0
     # --- the store floor (docs/floor.md) ---------------------------------------------------
     silent_shelf: bool = Field(
-        default=False,
-        description="CHECK_SHELF: a selling SKU gone improbably quiet while the records say its shelf has stock",
+        default=True,
+        description="CHECK_SHELF: a selling SKU gone improbably quiet while the records say its shelf has stock "
+        "(BACKROOM_SILENT_SHELF=0 turns it off)",
     )
     alert_budget: int | None = Field(
         default=None, ge=1,
@@ -122,8 +123,9 @@ class Settings(BaseSettings):
         "another store's stock above its 48 h need (transfer times from catalog.stores)",
     )
     silent_shelf_threshold: float = Field(
-        default=1e-4, gt=0, lt=1,
-        description="CHECK_SHELF opens when P(no sale since the last one) under the forecast falls below this",
+        default=1e-3, gt=0, lt=1,
+        description="CHECK_SHELF opens when the silence's chance under the store×SKU's own calibrated "
+        "silences falls below this (more evidence asked per recorded unit on the shelf; docs/floor.md)",
     )
 
     # --- paths and serving -----------------------------------------------------------------

@@ -2,20 +2,34 @@
 shelf has stock -> a `CHECK_SHELF` alert (the shelf may be empty, hidden or blocked).
 
     watch = SilentShelf(threshold=1e-4)
-    watch.observe("S1", "MILK", shelf=6, last_sale=t_sale, rate_at=tracker.rate_at, ready=True)
+    watch.observe("S1", "MILK", shelf=6, last_sale=t_sale, looked=None, rate_at=tracker.rate_at,
+                  ready=True, now=t, sales=[(t_sale, 1)])
     alerts = watch.advance(now)                  # event time: opens CHECK_SHELF when due
+    watch.false_alarm("S1:MILK")                 # a recount found stock: widen this key's bound
 
 Tests: `pytest tests/unit/test_silent_shelf.py`. Used by `InventoryProcessor` when
 `BACKROOM_SILENT_SHELF` is on; docs/floor.md.
 
-With sales a Poisson process of the forecast rate r(t) (the demand model's hourly forecast,
-hour profile and weekday factors included), the chance of no sale in the silence [t0, now] is
+A silence is measured in the units the forecast expected during it, E = the sum of r(t) over the
+silent hours (r: the demand model's hourly forecast, hour profile and weekday factors included,
+capped by the key's own sales in that hour of day), so a fast seller silent for an hour weighs
+as much as a slow seller silent for a day, and a closed night (r = 0) costs nothing. Poisson
+would say P(no sale) = exp(-E); the watch does not trust that scale. It learns it per store×SKU
+from the silences that ended with a sale (proof the shelf was stocked throughout: an empty shelf
+is only refilled by a move, which ends the silence first): `scale` = their decayed mean E (a
+prior of PRIOR_GAPS silences at 1 unit), and `worst` = their decayed maximum. The calibrated
+chance of the current silence is then exp(-E / scale), and CHECK_SHELF opens when E exceeds
 
-    P(0 sales) = exp(-sum of r over the silent hours)
+    bound = max(scale x (ln(1 / threshold) + DRIFT_NATS x (records' shelf - 1)), WORST_MARGIN x worst)
 
-so a fast seller silent for an hour is as suspicious as a slow seller silent for a day, and a
-closed night (r = 0) costs nothing. When P falls below `threshold` while the records say the
-shelf holds stock, CHECK_SHELF opens. The silence starts at the later of the last sale and the
+while the records say the shelf holds stock. The records term is the prior: the shelf is empty
+under records of q units only if q units vanished unrecorded (theft takes them one at a time),
+so each recorded unit beyond the first asks DRIFT_NATS more evidence. Without it the few
+improbable-but-real gaps of well-stocked shelves (records 17, 23) made most of the alerts; every
+true silent shelf in the backtests had records of 1 to 5 (docs/floor.md). `worst` keeps a key
+whose silences are heavier-tailed than its mean says from alerting on the kind of gap it has
+already shown. False-alarm feedback widens one key's bound (`false_alarm`: that silence joins its
+worst) and asks a little more evidence of the whole store (STORE_STEP per report, reversible). The silence starts at the later of the last sale and the
 last time someone saw the shelf (a shelf count, a move to the shelf, a camera view). A sale, a
 shelf count, a move to the shelf or a camera view resolves it (the shelf has been looked at),
 and so does the records' shelf reaching zero (OUT_OF_STOCK and RESTOCK_SHELF take over).
@@ -30,6 +44,7 @@ first event after it).
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,8 +55,17 @@ from backroom.alerts import alert_id
 from backroom.records import Alert, validated
 
 CHECK_SHELF = "CHECK_SHELF"
+log = logging.getLogger("backroom.feedback")
 PROFILE_DECAY = 0.85  # a day's weight in the key's own hour-of-day profile, per day of age
 PROFILE_DAYS = 2.0  # whole (decayed) days of sales history before the profile is trusted
+# The calibration (module docstring): measured on the backtest's silences, docs/floor.md.
+PRIOR_GAPS = 20.0  # the learnt scale starts as this many silences of 1 expected unit
+GAP_DECAY = 0.99  # weight of older silences in the scale, per silence
+WORST_DECAY = 0.995  # ... in the worst silence seen, per silence (an extreme: remembered longer)
+WORST_MARGIN = 1.5  # the bound is at least this x the worst ordinary silence seen
+DRIFT_NATS = 0.5  # evidence asked per recorded unit on the shelf beyond the first
+STORE_STEP = 0.5  # a store's threshold factor per false alarm its staff reported (feedback)
+MAX_STORE_STEPS = 6
 
 
 def expected_units(rate_at: Callable[[int], float], t0: float, t1: float) -> float:
@@ -93,6 +117,22 @@ class Watch:
     by_hour: list[float] = field(default_factory=lambda: [0.0] * 24)
     days: float = 0.0
     day: int | None = None
+    # The learnt calibration: decayed count and sum of E over ordinary silences (ended by a sale
+    # with stock in the records), and the decayed worst of them.
+    gaps: float = PRIOR_GAPS
+    gaps_e: float = PRIOR_GAPS
+    worst: float = 0.0
+    last_e: float = 0.0  # E of the last silence that ended with an alert open (for feedback)
+
+    @property
+    def scale(self) -> float:
+        return self.gaps_e / self.gaps
+
+    def learn(self, e: float) -> None:
+        """An ordinary silence of E expected units ended (a sale with stock in the records)."""
+        self.gaps = self.gaps * GAP_DECAY + 1.0
+        self.gaps_e = self.gaps_e * GAP_DECAY + e
+        self.worst = max(self.worst * WORST_DECAY, e)
 
     def rate_at(self, hour: int) -> float:
         return self.rates.get(hour, 0.0)
@@ -128,9 +168,14 @@ class SilentShelf:
         self._heap: list[tuple[float, str]] = []
         # Per-key thresholds (false-alarm feedback may raise a key's bar); default otherwise.
         self.thresholds: dict[str, float] = {}
+        # False alarms reported per store (bounded 0..MAX_STORE_STEPS; `undo` takes one back).
+        self.store_steps: dict[str, int] = {}
 
     def threshold_for(self, key: str) -> float:
-        return self.thresholds.get(key, self.threshold)
+        """The key's threshold (its own, after feedback, else the default), x STORE_STEP for each
+        false alarm its store reported (`false_alarm`)."""
+        store = key.partition(":")[0]
+        return self.thresholds.get(key, self.threshold) * STORE_STEP ** self.store_steps.get(store, 0)
 
     def observe(self, store_id: str, sku: str, *, shelf: int, last_sale: float | None, looked: float | None,
                 rate_at: Callable[[int], float], ready: bool, now: float,
@@ -149,6 +194,10 @@ class SilentShelf:
         since = max(starts) if starts else w.since
         out: list[Alert] = []
         fresh = since > w.since
+        if w.rates and w.shelf > 0:
+            self._learn(w, sales or [], looked)
+        if w.open_id is not None and fresh and w.rates:
+            w.last_e = expected_units(w.rate_at, w.since, since)
         if sales:
             w.add_sales(sales)
         w.since = max(w.since, since)
@@ -171,13 +220,74 @@ class SilentShelf:
             w.demand_per_hour = w.rates.get(h_now, 0.0)
         else:
             w.rates = {}
+        self._schedule(key, w)
+        return out
+
+    def _schedule(self, key: str, w: Watch) -> None:
+        """When the current silence passes the key's bound (kept in the heap), if it can."""
         w.due = None
-        if w.open_id is None and shelf > 0 and w.rates:
-            units = -math.log(self.threshold_for(key))
-            w.due = crossing_time(w.rate_at, w.since, units, self.max_hours)
+        if w.open_id is None and w.shelf > 0 and w.rates:
+            w.due = crossing_time(w.rate_at, w.since, self.bound(key, w), self.max_hours)
             if w.due is not None:
                 heapq.heappush(self._heap, (w.due, key))
-        return out
+
+    def set_threshold(self, key: str, threshold: float) -> None:
+        """A key's own threshold (false-alarm feedback); its current silence is judged by it."""
+        self.thresholds[key] = threshold
+        w = self.watches.get(key)
+        if w is not None:
+            self._schedule(key, w)
+
+    def bound(self, key: str, w: Watch) -> float:
+        """Expected units of silence that open CHECK_SHELF for this key now (module docstring)."""
+        nats = -math.log(self.threshold_for(key)) + DRIFT_NATS * max(0, w.shelf - 1)
+        return max(w.scale * nats, WORST_MARGIN * w.worst)
+
+    @staticmethod
+    def _learn(w: Watch, sales: list[tuple[float, int]], looked: float | None) -> None:
+        """The silences this batch ended with a sale (the first from `w.since`, or from a look in
+        the batch; then from sale to sale) teach the key's scale and worst silence."""
+        start = w.since if looked is None or looked <= w.since else looked
+        for t, _ in sorted(sales):
+            if t <= start:
+                continue
+            w.learn(expected_units(w.rate_at, start, t))
+            start = t
+
+    def false_alarm(self, key: str, now: float | None = None) -> None:
+        """Staff found the shelf stocked on this key's CHECK_SHELF: that silence was an ordinary
+        one, so it joins the key's worst silences (the bound becomes at least WORST_MARGIN x it).
+        The alert's own silence, or, while it is still open, the silence up to `now`."""
+        self._store_step(key, +1)
+        w = self.watches.get(key)
+        if w is None:
+            return
+        e = w.last_e
+        if w.open_id is not None and w.rates:
+            e = max(e, expected_units(w.rate_at, w.since, now if now is not None else (w.opened or w.since)))
+        w.worst = max(w.worst, e)
+        self._schedule(key, w)
+
+    def undo_false_alarm(self, key: str) -> None:
+        """An `undo` of a false-alarm report: the store's step back (the key's worst silence
+        stays: the silence it learnt was still one the shelf lived through)."""
+        self._store_step(key, -1)
+
+    def _store_step(self, key: str, step: int) -> None:
+        """False alarms rarely repeat on one key (seeds 24 and 28 at threshold 0.1: 9 reports on
+        9 keys each), so a report also asks more evidence of the whole store: STORE_STEP on its
+        threshold per report, at most MAX_STORE_STEPS; its keys are rescheduled at once."""
+        store = key.partition(":")[0]
+        before = self.store_steps.get(store, 0)
+        after = min(MAX_STORE_STEPS, max(0, before + step))
+        if after == before:
+            return
+        self.store_steps[store] = after
+        log.info("CHECK_SHELF false-alarm steps of store %s: %d -> %d (threshold x %g)", store, before, after,
+                 STORE_STEP**after)  # fmt: skip
+        for k, w in self.watches.items():
+            if w.store_id == store:
+                self._schedule(k, w)
 
     @staticmethod
     def _rate(w: Watch, rate_at: Callable[[int], float], hour: int) -> float:
@@ -189,8 +299,8 @@ class SilentShelf:
         return rate if profile is None else min(rate, profile)
 
     def advance(self, now: float) -> list[Alert]:
-        """Event time reached `now`: open CHECK_SHELF for every key whose silence became
-        improbable (P(no sale) < threshold) with stock on the shelf in the records."""
+        """Event time reached `now`: open CHECK_SHELF for every key whose silence passed its
+        bound with stock on the shelf in the records."""
         out: list[Alert] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
@@ -200,18 +310,21 @@ class SilentShelf:
                 continue  # superseded by a newer observation
             w.due = None
             expected = expected_units(w.rate_at, w.since, now)
-            p = math.exp(-expected)
+            p = math.exp(-expected / w.scale)  # calibrated: this key's silences run `scale` x Poisson
             hours = (now - w.since) / 3600
             w.opened = now
             w.open_id = alert_id(w.store_id, w.sku, CHECK_SHELF, _iso(now))
             evidence = {
-                "p_no_sale": round(p, 6), "silent_hours": round(hours, 2),
-                "expected_units": round(expected, 2), "last_sale_or_look": _iso(w.since),
+                "p_no_sale": float(f"{p:.3g}"), "p_poisson": float(f"{math.exp(-expected):.3g}"),
+                "silent_hours": round(hours, 2), "expected_units": round(expected, 2),
+                "bound_units": round(self.bound(key, w), 2), "scale": round(w.scale, 3),
+                "worst_silence": round(w.worst, 2), "last_sale_or_look": _iso(w.since),
                 "shelf_qty": w.shelf, "threshold": self.threshold_for(key),
                 "demand_per_hour": round(w.demand_per_hour, 3),
             }  # fmt: skip
             message = (f"No sale of {w.sku} in store {w.store_id} for {hours:.1f} h: {expected:.1f} units "
-                       f"expected, P(no sale) = {p:.4f}; records say {w.shelf} on the shelf")
+                       f"expected, more than this shelf's silences ever ran (bound {evidence['bound_units']}); "
+                       f"records say {w.shelf} on the shelf")
             action = f"check the shelf of {w.sku}: empty, hidden or blocked? fill it and count it"
             out.append(self._alert(w, "open", now, message, action, evidence))
         return out

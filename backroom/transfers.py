@@ -5,7 +5,9 @@ store holds stock above its own 48 h need, suggest moving the difference (`TRANS
     for t in planner.suggest(states):        # the latest inventory.state per store×SKU
         print(t.to_store, t.from_store, t.sku, t.qty, t.hours_saved)
 
-Tests: `pytest tests/unit/test_transfers.py`; docs/floor.md. Plain logic: no Kafka.
+Tests: `pytest tests/unit/test_transfers.py`; docs/floor.md. Plain logic: no Kafka. The worker
+(streams/transfers.py) keeps one `TransferBoard` per SKU: each store's latest position, from the
+`inventory.by-sku` repartition topic, planned again on every new position.
 
 - `catalog.stores` (a compacted topic, contract addition) says how many hours a transfer takes
   between two stores (`transfer_hours`, per destination; symmetric when only one side says).
@@ -27,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from backroom.alerts import alert_id
@@ -194,3 +196,56 @@ class TransferDesk:
             "type": "TRANSFER", "status": status, "severity": info["severity"], "message": message,
             "action": action, "evidence": evidence,
         })  # fmt: skip
+
+
+def positions_at(positions: Iterable[Mapping[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """Each store's latest position as the planner reads it at event time `now`: its
+    `hours_to_stockout` less the position's age, and `supplier_eta_hours` from the arrival of its
+    next supplier order (`supplier_eta`, ISO), when that is still ahead."""
+    out = []
+    for pos in positions:
+        d = dict(pos)
+        age = (now - datetime.fromisoformat(str(d["ts"]))) / timedelta(hours=1)
+        if d.get("hours_to_stockout") is not None:
+            d["hours_to_stockout"] = max(0.0, float(d["hours_to_stockout"]) - max(0.0, age))
+        eta = d.pop("supplier_eta", None)
+        if eta is not None:
+            ahead = (datetime.fromisoformat(str(eta)) - now) / timedelta(hours=1)
+            if ahead > 0:
+                d["supplier_eta_hours"] = ahead
+        out.append(d)
+    return out
+
+
+class TransferBoard:
+    """One SKU across stores: each store's latest position (an `inventory.by-sku` value, as a
+    dict) and the open TRANSFER suggestions; a new position plans the SKU again at event time =
+    the newest position's ts. Kept as a table value (`to_dict` / `from_dict`)."""
+
+    def __init__(self, stores: Mapping[str, dict[str, Any]] | None = None,
+                 open_: Mapping[str, dict[str, Any]] | None = None) -> None:  # fmt: skip
+        self.stores: dict[str, dict[str, Any]] = dict(stores or {})
+        self.open: dict[str, dict[str, Any]] = dict(open_ or {})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> TransferBoard:
+        data = data or {}
+        return cls(data.get("stores"), data.get("open"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stores": self.stores, "open": self.open}
+
+    def update(self, position: Mapping[str, Any], network: StoreNetwork, need_hours: float = 48.0) -> list[Alert]:
+        """Take a store's newer position (an older version of it changes nothing) and return
+        the TRANSFER opens and resolutions it causes."""
+        store = str(position["store_id"])
+        old = self.stores.get(store)
+        if old is not None and (old.get("version") or 0) > (position.get("version") or 0):
+            return []
+        self.stores[store] = dict(position)
+        now = max(datetime.fromisoformat(str(p["ts"])) for p in self.stores.values())
+        desk = TransferDesk(TransferPlanner(network, need_hours))
+        desk.open = self.open
+        alerts = desk.evaluate(positions_at(self.stores.values(), now), now)
+        self.open = desk.open
+        return alerts

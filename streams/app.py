@@ -25,6 +25,7 @@ from streams.metrics import Metrics, instrument
 from streams.partitioner import KeyPartitioner
 from streams.runtime import settle_heap
 from streams.tables import make_tables
+from streams.transfers import add_transfer_agents
 from streams.worker import Topics, Worker, fetched_messages, raw_messages
 
 __all__ = ["Topics", "create_app", "fetched_messages", "make_topics", "raw_messages", "worker_app"]
@@ -122,6 +123,8 @@ def create_app(settings: Settings) -> faust.App:
                                        topics.dead_letter, tables.alert_books, worker.inventory,
                                        worker.books_lock),
     }
+    if settings.transfers:  # TRANSFER across partitions: inventory.by-sku (docs/floor.md)
+        agents.update(add_transfer_agents(app, settings, topics, tables.alert_books))
 
     # For tests and tools: what the app is made of.
     app.backroom_worker = worker  # type: ignore[attr-defined]

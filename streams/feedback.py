@@ -41,7 +41,11 @@ def add_feedback_agent(app: faust.App, settings: Settings, topic: faust.TopicT, 
                 book["tuning"] = tuner.type_steps(key)
             alert_books[key] = book
         if inventory.silent is not None:
-            inventory.silent.thresholds[key] = tuner.silent_threshold(settings.silent_shelf_threshold, key)
+            inventory.silent.set_threshold(key, tuner.silent_threshold(settings.silent_shelf_threshold, key))
+            if fb.alert_type == "CHECK_SHELF" and fb.verdict == "false_alarm":
+                inventory.silent.false_alarm(key, fb.ts.timestamp())  # that silence was an ordinary one
+            elif fb.alert_type == "CHECK_SHELF":
+                inventory.silent.undo_false_alarm(key)
 
     @app.agent(topic, name="alert-feedback")
     async def feedback_agent(stream: faust.StreamT) -> None:

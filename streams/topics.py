@@ -15,6 +15,8 @@ from backroom.settings import Settings
 log = logging.getLogger(__name__)
 
 CONTRACT_TOPICS = tuple(TOPIC_RECORDS)
+# The worker's own re-keyed copies (streams/transfers.py): inventory.state keyed by sku.
+REPARTITION_TOPICS = ("inventory.by-sku",)
 
 
 def topic_configs(name: str) -> dict[str, str]:
@@ -26,7 +28,8 @@ def topic_configs(name: str) -> dict[str, str]:
 # The worker's table changelogs (Faust names them "<app_id>-<table>-changelog") with their
 # partition counts; created up front because a topic created during the first group join is
 # skipped by that assignment.
-CHANGELOG_TABLES = {"inventory": None, "alert-books": None, "catalog": 1, "planograms": None}
+CHANGELOG_TABLES = {"inventory": None, "alert-books": None, "catalog": 1, "planograms": None,
+                    "stores": 1, "transfer-boards": None}
 
 
 def changelog_topics(settings: Settings) -> dict[str, int]:
@@ -37,9 +40,10 @@ def changelog_topics(settings: Settings) -> dict[str, int]:
 
 
 async def ensure_topics(
-    settings: Settings, names: tuple[str, ...] = CONTRACT_TOPICS, changelogs: bool = True
+    settings: Settings, names: tuple[str, ...] = CONTRACT_TOPICS + REPARTITION_TOPICS, changelogs: bool = True
 ) -> list[str]:
-    """Create the missing contract topics (and table changelogs); returns the names created."""
+    """Create the missing contract and repartition topics (and table changelogs); returns the
+    names created."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)

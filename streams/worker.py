@@ -20,6 +20,7 @@ from typing import Any, cast
 import faust
 from faust.types import EventT
 
+from backroom.budget import order_by_cost
 from backroom.master_data import CatalogProcessor, MasterDataResult, PlanogramProcessor
 from backroom.processing import (
     AlertProcessor,
@@ -208,7 +209,8 @@ class Worker:
         await write_values(self.tables.inventory, result.values)
         async with self.books_lock:
             alerting = self.alerts.on_states(result.published, self.books_get)
-            alerting.alerts.extend(result.alerts)  # CHECK_SHELF from the silent-shelf watch (docs/floor.md)
+            # CHECK_SHELF from the silent-shelf watch (docs/floor.md), merged into the cost order.
+            alerting.alerts = order_by_cost([*alerting.alerts, *result.alerts])
             self.metrics.observe_batch("inventory.state", "alerts", len(result.published))
             await self.checkpoint.produce(self.topics.state.get_topic_name(), result.published)
             await send_dead(self.topics.dead_letter, result.dead)

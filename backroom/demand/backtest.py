@@ -42,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from backroom.budget import order_by_cost
 from backroom.demand.closed_loop import AlertDrivenStaff, BudgetedRounds
 from backroom.demand.forecast import MODELS, Forecaster
 from backroom.feedback import FeedbackTuner
@@ -126,12 +127,17 @@ class Pipeline:
     def feedback(self, value: dict[str, Any]) -> None:
         """An `alerts.feedback` event: tune that store×SKU's thresholds (backroom/feedback.py)."""
         fb = AlertFeedback.model_validate(value)
-        if self.tuner.apply(fb) is None:
-            return
         key = f"{fb.store_id}:{fb.sku}"
         silent = self.inventory.silent
+        if silent is not None and fb.alert_type == "CHECK_SHELF" and fb.event_id not in self.tuner.seen:
+            if fb.verdict == "false_alarm":
+                silent.false_alarm(key, fb.ts.timestamp())  # that silence was an ordinary one
+            else:
+                silent.undo_false_alarm(key)
+        if self.tuner.apply(fb) is None:
+            return
         if silent is not None:
-            silent.thresholds[key] = self.tuner.silent_threshold(self.settings.silent_shelf_threshold, key)
+            silent.set_threshold(key, self.tuner.silent_threshold(self.settings.silent_shelf_threshold, key))
         book = self.alert_table.get(key)
         if book is not None:
             self.alert_table[key] = {**book, "tuning": self.tuner.type_steps(key)}
@@ -153,6 +159,7 @@ class Pipeline:
         for msg in batch:
             by_topic[msg.topic].append(msg)
         published = []
+        checks = []  # CHECK_SHELF from the silent-shelf watch: merged into the cost order below
         frames = by_topic.pop(CAMERA_TOPIC, [])
         # Sales and scans, then camera views (the shelf-fill agent), each reading the last write.
         steps = [(self.inventory.process, msgs) for msgs in by_topic.values()]
@@ -165,8 +172,7 @@ class Pipeline:
                 self.inv_table[key] = value
                 self._watch(key, res.states[key])
             published.extend(res.published)
-            for alert in res.alerts:  # CHECK_SHELF, from the inventory worker's silent-shelf watch
-                self._emit(alert.to_dict())
+            checks.extend(res.alerts)
         state_msgs = []
         if self.desk is not None:
             for st in published:
@@ -176,10 +182,11 @@ class Pipeline:
             key = f"{st.store_id}:{st.sku}"
             state_msgs.append(RawMessage("inventory.state", 0, self.offsets["inventory.state"],
                                          key.encode(), st.to_json()))
-        for msgs in (state_msgs, frames):  # frames: the observation-alerts agent
+        for n, msgs in enumerate((state_msgs, frames)):  # frames: the observation-alerts agent
             ares = self.alerting.process(msgs, self.alert_table.get)
             self.alert_table.update(ares.books)
-            for alert in ares.alerts:
+            # As the worker sends them: the state alerts and CHECK_SHELF in one cost order.
+            for alert in order_by_cost([*ares.alerts, *checks]) if n == 0 else ares.alerts:
                 self._emit(alert.to_dict())
         self._transfers()
 

@@ -102,6 +102,7 @@ class OnnxDetector:
         max_det: int = 300,
         providers: list[str] | None = None,
         batch: int = 8,
+        imgsz: int | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -125,6 +126,11 @@ class OnnxDetector:
         meta = self.session.get_modelmeta().custom_metadata_map
         if "imgsz" in meta:  # ultralytics writes the training size, e.g. "[320, 320]"
             self.imgsz = int(meta["imgsz"].strip("[]").split(",")[0])
+        self.dynamic_shape = not isinstance(shape[2], int) and not isinstance(shape[3], int)
+        if imgsz is not None:
+            if not self.dynamic_shape and imgsz != self.imgsz:
+                raise ValueError(f"{path}: fixed input {self.imgsz}px, cannot run at {imgsz}")
+            self.imgsz = imgsz
         self.dynamic_batch = not isinstance(shape[0], int)
         self.dynamic_shape = not isinstance(shape[2], int) and not isinstance(shape[3], int)
         self.batch = batch if self.dynamic_batch else 1

@@ -94,6 +94,23 @@ def frames_per_second(detector: Any, images: list[np.ndarray], batch: int, secon
     return done / (time.perf_counter() - t0)
 
 
+def end_to_end_fps(detector: Any, jpegs: list[bytes], seconds: float) -> float:
+    """Sustained frames/s from JPEG bytes to boxes: decode, letterbox, forward, NMS, batch 1."""
+    import cv2
+
+    def one(b: bytes) -> None:
+        img = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
+        detector.detect([img])
+
+    one(jpegs[0])
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or done == 0:
+        for b in jpegs:
+            one(b)
+            done += 1
+    return done / (time.perf_counter() - t0)
+
+
 def bench_vision(
     model: Path | str | None = None,
     threads: int = 0,
@@ -101,6 +118,7 @@ def bench_vision(
     n_images: int = 16,
     ultralytics: bool = True,
     size: tuple[int, int] = DEFAULT_SIZE,
+    imgsz: int | None = None,
 ) -> dict[str, Any]:
     """Speed of the detector at its working resolution: ONNX Runtime batch 1 is the baseline;
     ONNX batch 8 and the ultralytics (torch) backend are reported as ratios against it."""
@@ -109,16 +127,22 @@ def bench_vision(
         render(*sample_scene(7000 + i)[:2], seed=7000 + i, size=size).image for i in range(n_images)
     ]
     threads = threads or os.cpu_count() or 1
-    det1 = OnnxDetector(onnx_path, threads=threads, batch=1)
-    det8 = OnnxDetector(onnx_path, threads=threads, batch=8)
+    det1 = OnnxDetector(onnx_path, threads=threads, batch=1, imgsz=imgsz)
+    det8 = OnnxDetector(onnx_path, threads=threads, batch=8, imgsz=imgsz)
     base = frames_per_second(det1, images, 1, seconds)
+    import cv2
+
+    jpegs = [cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for im in images]
+    e2e = end_to_end_fps(det1, jpegs, seconds)
     out: dict[str, Any] = {
         "machine": _machine(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "threads": threads,
         "imgsz": det1.imgsz,
         "frame_size": list(size),
         "onnx_fps_batch1": round(base, 1),
         "onnx_ms_per_frame_batch1": round(1000 / base, 2),
+        "end_to_end_fps_batch1": round(e2e, 1),
     }
     if det8.dynamic_batch:
         fps8 = frames_per_second(det8, images, 8, seconds)
@@ -188,4 +212,120 @@ def eval_detector(
     }
     if speed:
         out["speed"] = bench_vision(model, threads=threads, size=size)
+    return out
+
+
+REAL_IOU = 0.3  # real empty space has soft edges: a box matches at IoU >= 0.3
+
+
+def match_boxes(
+    dets: list[Detection], truths: list[Box], cls: int, iou_thr: float = REAL_IOU
+) -> tuple[int, int, int]:
+    """(true positives, predictions, truths) of one class in one image: predictions taken by
+    falling confidence, each matched to the unmatched truth it overlaps most if IoU >= iou_thr
+    (greedy one-to-one, as COCO/ultralytics match)."""
+    g = np.array([b.xyxy for b in truths if b.cls == cls], dtype=np.float64).reshape(-1, 4)
+    ds = sorted((d for d in dets if d.cls == cls), key=lambda d: -d.conf)
+    p = np.array([d.box for d in ds], dtype=np.float64).reshape(-1, 4)
+    ious = iou_matrix(p, g)
+    used = np.zeros(len(g), bool)
+    tp = 0
+    for k in range(len(ds)):
+        if not len(g):
+            break
+        cand = np.where(~used, ious[k], -1.0)
+        j = int(cand.argmax())
+        if cand[j] >= iou_thr:
+            used[j] = True
+            tp += 1
+    return tp, len(ds), len(g)
+
+
+def eval_labelled(
+    data: Path | str,
+    model: Path | str | None = None,
+    threads: int = 0,
+    conf: float = OPERATING_CONF,
+    iou_thr: float = REAL_IOU,
+    imgsz: int | None = None,
+    splits: list[str] | None = None,
+    per_image: bool = True,
+    names: list[str] | None = None,
+    detector: Any = None,
+    row_gaps: bool = False,
+) -> dict[str, Any]:
+    """Gap (and product) box recall/precision at `iou_thr` and AP50 on a YOLO-format labelled
+    folder (see yolo_data.py); per-image counts of truths, predictions and matches."""
+    import cv2
+
+    from backroom.vision.yolo_data import load_dataset
+
+    ds = load_dataset(data, splits, names)
+    path = Path(model) if model else DEFAULT_MODEL
+    det = detector or OnnxDetector(path, threads=threads, conf=EVAL_CONF, batch=1, imgsz=imgsz)
+    preds: list[list[Detection]] = []
+    truths: list[list[Box]] = []
+    rows: list[dict[str, Any]] = []
+    tot = {c: [0, 0, 0] for c in CLASSES}
+    t_det = 0.0
+    for it in ds.items:
+        img = cv2.imread(str(it.image), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValueError(f"{it.image}: not a readable image")
+        t = time.perf_counter()
+        [d] = det.detect([img])
+        if row_gaps:
+            from backroom.vision.rowgaps import with_row_gaps
+
+            d = with_row_gaps(d)
+        t_det += time.perf_counter() - t
+        preds.append(d)
+        truths.append(it.boxes)
+        kept = [x for x in d if x.conf >= conf]
+        row: dict[str, Any] = {"image": it.image.name}
+        for ci, c in enumerate(CLASSES):
+            tp, npred, ntrue = match_boxes(kept, it.boxes, ci, iou_thr)
+            tot[c][0] += tp
+            tot[c][1] += npred
+            tot[c][2] += ntrue
+            row[c] = {"truth": ntrue, "pred": npred, "matched": tp}
+        rows.append(row)
+
+    def ratio(a: int, b: int) -> float | None:
+        return round(a / b, 4) if b else None
+
+    out: dict[str, Any] = {
+        "data": str(data),
+        "model": str(path),
+        "images": len(ds.items),
+        "imgsz": det.imgsz,
+        "iou": iou_thr,
+        "conf": conf,
+        "row_gaps": row_gaps,
+        "class_names": ds.names,
+        "dropped_labels": ds.dropped,
+    }
+    for ci, c in enumerate(CLASSES):
+        tp, npred, ntrue = tot[c]
+        if ci not in ds.mapping.values():
+            out[c] = None  # the set does not label this class: nothing to score
+            continue
+        ap = average_precision(preds, truths, ci, 0.5)
+        out[c] = {
+            "truth": ntrue,
+            "pred": npred,
+            "matched": tp,
+            "recall": ratio(tp, ntrue),
+            "precision": ratio(tp, npred),
+            "ap50": None if np.isnan(ap) else round(ap, 4),
+        }
+    g = out["gap"] or {}
+    out["gap_recall"], out["gap_precision"], out["gap_ap50"] = (
+        g.get("recall"),
+        g.get("precision"),
+        g.get("ap50"),
+    )
+    out["detect_ms_per_image"] = round(1000 * t_det / max(1, len(ds.items)), 1)
+    if per_image:
+        out["per_image"] = rows
     return out

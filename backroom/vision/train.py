@@ -1,11 +1,13 @@
-"""Train Backroom's shelf-gap detector from scratch on frames Backroom renders itself.
+"""Train Backroom's shelf-gap detector on frames it renders itself, or fine-tune it on your photos.
 
 Run: `backroom train-detector` (defaults fit a 2-core CPU in about 40 minutes), e.g.
 `backroom train-detector --n 1000 --epochs 14 --compare-n 400 --compare-epochs 5 --imgsz 320`.
 It renders a dataset, trains YOLOv8n and YOLO11n (built from their yaml: no pretrained
 download) for a short equal budget, keeps the architecture with the better gap mAP50, trains
 it further, and writes `models/<name>.pt`, `models/<name>.onnx` and `models/<name>.md`.
-Needs the `[train]` extra (ultralytics, torch, onnx, onnxslim, polars).
+`backroom train-detector --data DIR --init models/shelf-gap.pt --out OUT/` fine-tunes the
+shipped weights on YOLO-format labelled photos (yolo_data.py) mixed with `--n` renders and writes
+`OUT/shelf-gap.{pt,onnx,md}`. Needs the `[train]` extra (ultralytics, torch, onnx, onnxslim, polars).
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ class TrainConfig:
     init: Path | None = None  # continue from these weights (ours; never a download)
     hours: float | None = None  # wall-clock cap: ultralytics re-fits the epoch count to it
     compare_results: list[dict[str, Any]] = field(default_factory=list)  # measured earlier
+    # Labelled photos (YOLO folders, see yolo_data.py) mixed with `n` rendered frames; with
+    # data the run fine-tunes `init` and writes into `out` instead of `models_dir`.
+    data: list[Path] = field(default_factory=list)
+    names: list[str] | None = None  # class names of ids 0,1,.. for every --data folder
+    real_repeat: int = 1  # each real training photo listed this many times per epoch
+    pseudo_products: bool = True  # label products on gap-only sets with the init model
+    out: Path | None = None
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -130,6 +139,9 @@ def train_one(cfg: TrainConfig, arch: str, data: Path, epochs: int, init: Path |
     t0 = time.perf_counter()
     model.train(**_train_args(cfg, data, epochs, run, init))
     secs = time.perf_counter() - t0
+    trainer = getattr(model, "trainer", None)
+    if trainer is not None and isinstance(getattr(trainer, "epoch", None), int):
+        epochs = trainer.epoch + 1  # a --hours cap may end the run early
     best = cfg.work_dir.resolve() / "runs" / run / "weights" / "best.pt"
     val = YOLO(str(best)).val(
         data=str(data),
@@ -161,6 +173,62 @@ def export_onnx(pt: Path, imgsz: int) -> Path:
     return Path(out)
 
 
+def _provenance(root: Path) -> str:
+    """A dataset's own provenance line: PROVENANCE(.txt|.md) in its folder, else its path."""
+    for name in ("PROVENANCE", "PROVENANCE.txt", "PROVENANCE.md"):
+        f = root / name
+        if f.is_file():
+            return " ".join(f.read_text().split())
+    return "(no PROVENANCE file: record repository, commit and licence yourself)"
+
+
+def build_mix(cfg: TrainConfig, render_dir: Path, log: Any = print) -> tuple[Path, list[dict]]:
+    """One ultralytics dataset: the labelled photos of every --data folder (their train split,
+    repeated `real_repeat` times; their other splits for validation) plus the rendered frames,
+    as image lists. Gap-only sets get pseudo-labelled products from the init model."""
+    from backroom.vision import CLASSES, PRODUCT
+    from backroom.vision.yolo_data import add_pseudo_products, load_dataset, split_items, write_yolo
+
+    mix = cfg.work_dir / f"mix-{int(time.time())}"
+    train_list: list[str] = []
+    val_list: list[str] = []
+    sources: list[dict] = []
+    det = None
+    for k, root in enumerate(cfg.data):
+        ds = load_dataset(root, names=cfg.names)
+        tr, va = split_items(ds)
+        info: dict[str, Any] = {
+            "path": str(root),
+            "provenance": _provenance(Path(root)),
+            "class_names": ds.names,
+            "train_images": len(tr),
+            "val_images": len(va),
+            **ds.counts(),
+        }
+        if cfg.pseudo_products and PRODUCT not in ds.mapping.values() and cfg.init is not None:
+            if det is None:
+                from backroom.vision.detector import UltralyticsDetector
+
+                det = UltralyticsDetector(cfg.init, imgsz=cfg.imgsz, conf=0.5, batch=1)
+            info["pseudo_products"] = add_pseudo_products(tr + va, det)
+        for split, items in (("train", tr), ("val", va)):
+            write_yolo(items, mix / f"src{k}", split)
+            files = sorted(str(p.resolve()) for p in (mix / f"src{k}" / "images" / split).iterdir())
+            (train_list if split == "train" else val_list).extend(
+                files * (cfg.real_repeat if split == "train" else 1)
+            )
+        sources.append(info)
+        log(f"data {root}: {json.dumps(info)}")
+    for split, lst in (("train", train_list), ("val", val_list)):
+        lst.extend(sorted(str(p.resolve()) for p in (render_dir / "images" / split).iterdir()))
+        (mix / f"{split}.txt").write_text("\n".join(lst) + "\n")
+    names = "\n".join(f"  {i}: {c}" for i, c in enumerate(CLASSES))
+    (mix / "data.yaml").write_text(
+        f"path: {mix.resolve()}\ntrain: train.txt\nval: val.txt\nnames:\n{names}\n"
+    )
+    return mix / "data.yaml", sources
+
+
 def train_detector(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
     from backroom.vision.render import render_dataset
 
@@ -173,10 +241,18 @@ def train_detector(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
         counts = render_dataset(data_dir, cfg.n, cfg.seed)
         log(f"rendered {counts} in {time.perf_counter() - t:.0f}s -> {data_dir}")
     data = data_dir / "data.yaml"
+    sources: list[dict] = []
+    if cfg.data:
+        data, sources = build_mix(cfg, data_dir, log)
+        if cfg.out is not None:
+            cfg.models_dir = cfg.out
+            cfg.models_dir.mkdir(parents=True, exist_ok=True)
 
     compare: list[dict] = list(cfg.compare_results)
     arch = cfg.arch
     init: Path | None
+    if cfg.init is not None and arch == "auto":
+        arch = "init"  # fine-tune: the architecture is the init weights'
     if arch == "auto":
         cdir = cfg.work_dir / f"data-n{cfg.compare_n}-s{cfg.seed}"
         if not (cdir / "data.yaml").exists():
@@ -200,7 +276,11 @@ def train_detector(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
         "arch": arch,
         "started": started.isoformat(),
         "finished": datetime.now(UTC).isoformat(),
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+        "config": {
+            k: str(v) if isinstance(v, Path) else [str(x) for x in v] if k == "data" else v
+            for k, v in asdict(cfg).items()
+        },
+        "sources": sources,
         "compare": compare,
         "final": final,
         "pt": str(pt),
@@ -216,28 +296,45 @@ def write_model_card(path: Path, report: dict[str, Any], evaluation: dict | None
     """Markdown model card: data, settings, metrics, speed, the command that made it."""
     cfg = report["config"]
     fin = report["final"]
+    init = cfg.get("init")
+    origin = (
+        f"fine-tuned from `{init}`"
+        if init and init != "None"
+        else f"**{report['arch']}** (ultralytics, built from yaml, trained from scratch;"
+        " no pretrained weights)"
+    )
     lines = [
         f"# {report['name']} — Backroom shelf-gap detector",
         "",
-        f"Architecture **{report['arch']}** (ultralytics, built from yaml, trained from scratch;"
-        " no pretrained weights). Classes: `0 product`, `1 gap`.",
+        f"Weights: {origin}. Classes: `0 product`, `1 gap`.",
         "",
         "## Data",
+    ]
+    for src in report.get("sources", []):
+        lines.append(
+            f"- labelled photos `{src['path']}`: {src['train_images']} train / "
+            f"{src['val_images']} val images, {src['gap']} gap and {src['product']} product "
+            f"boxes (+{src.get('pseudo_products', 0)} pseudo-labelled products from the init "
+            f"model), classes {src['class_names']}; provenance: {src['provenance']}"
+        )
+    lines += [
         f"- {cfg['n']} frames rendered by `backroom.vision.render` (seed {cfg['seed']}, "
         "difficulty uniform 0..1, 15% held out for validation), 640×480 JPEG.",
         "- `gap` = one box per maximal run of adjacent empty facings along a shelf row, spanning "
         "the shelf opening's height (see render.py's docstring for why).",
         "",
         "## Settings",
-        f"- imgsz {cfg['imgsz']}, batch {cfg['batch']}, epochs {cfg['epochs']} "
-        f"(after an architecture comparison of {cfg['compare_epochs']} epochs on "
-        f"{cfg['compare_n']} frames), device `{report['machine']}`.",
+        f"- imgsz {cfg['imgsz']}, batch {cfg['batch']}, epochs asked {cfg['epochs']}, "
+        f"device `{report['machine']}`.",
         f"- started {report['started']}, finished {report['finished']}",
         "",
-        "## Architecture comparison (equal short budget)",
-        "| arch | epochs | seconds | mAP50 | gap AP50 | product AP50 |",
-        "|---|---|---|---|---|---|",
     ]
+    if report["compare"]:
+        lines += [
+            "## Architecture comparison (equal short budget)",
+            "| arch | epochs | seconds | mAP50 | gap AP50 | product AP50 |",
+            "|---|---|---|---|---|---|",
+        ]
     for r in report["compare"]:
         lines.append(
             f"| {r['arch']} | {r['epochs']} | {r['seconds']} | {r['map50']:.3f} | "

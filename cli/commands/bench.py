@@ -1,13 +1,14 @@
 """`backroom bench ...`: measurements as one JSON object (fields documented in docs/contract.md).
 
-    backroom bench pipeline --events 200000 --rate 2000 --json
-    backroom bench scale --keys 1000000 --store rocksdb:// --json
+backroom bench pipeline --events 200000 --rate 2000 --json
+backroom bench scale --keys 1000000 --store rocksdb:// --json
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import typer
 
@@ -32,7 +33,9 @@ def pipeline(
 
     settings = get_settings()
     require_broker(settings)
-    result = asyncio.run(bench_pipeline(settings, BenchConfig(events, keys, rate, seconds, warmup, keep_topics)))
+    result = asyncio.run(
+        bench_pipeline(settings, BenchConfig(events, keys, rate, seconds, warmup, keep_topics))
+    )
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 
@@ -43,7 +46,9 @@ def soak(
     keys: int = typer.Option(100_000, help="store×SKU keys in the worker's tables"),
     stores: int = typer.Option(50, help="stores the keys are spread over"),
     sample_s: float = typer.Option(5.0, help="seconds between RSS and lag samples"),
-    fill: int = typer.Option(64, help="pre-load events per key (count + sales) before the paced phase; 1 = one count"),
+    fill: int = typer.Option(
+        64, help="pre-load events per key (count + sales) before the paced phase; 1 = one count"
+    ),
     keep_topics: bool = typer.Option(False, help="leave the run's topics on the broker"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -53,7 +58,12 @@ def soak(
 
     settings = get_settings()
     require_broker(settings)
-    result = asyncio.run(bench_soak(settings, SoakConfig(minutes, rate, keys, stores, sample_s, fill=fill, keep_topics=keep_topics)))
+    result = asyncio.run(
+        bench_soak(
+            settings,
+            SoakConfig(minutes, rate, keys, stores, sample_s, fill=fill, keep_topics=keep_topics),
+        )
+    )
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 
@@ -63,11 +73,16 @@ def vision(
     seconds: float = typer.Option(3.0, help="timed seconds per backend"),
     ultralytics: bool = typer.Option(True, help="also time the ultralytics (torch) backend"),
     as_json: bool = typer.Option(False, "--json"),
+    model: Path = typer.Option(None, "--model", help="ONNX weights; default models/shelf-gap.onnx"),
+    imgsz: int = typer.Option(None, "--imgsz", help="input size; default the model's own"),
 ) -> None:
-    """Detector frames/s at the working resolution: ONNX Runtime batch 1 (baseline), batched, ultralytics."""
+    """Detector frames/s at the working resolution: ONNX Runtime batch 1 (baseline), batched,
+    end to end from JPEG bytes (decode, letterbox, inference, NMS), ultralytics."""
     from backroom.vision.evaluate import bench_vision
 
-    result = bench_vision(threads=threads, seconds=seconds, ultralytics=ultralytics)
+    result = bench_vision(
+        model=model, threads=threads, seconds=seconds, ultralytics=ultralytics, imgsz=imgsz
+    )
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 

@@ -56,12 +56,28 @@ def train_detector_cmd(
     threads: int = typer.Option(
         0, "--threads", help="torch CPU threads, 0 = all cores; 1 is faster on a busy machine"
     ),
+    data: list[Path] = typer.Option(
+        None, "--data", help="YOLO-format labelled photos (repeatable), mixed with the renders"
+    ),
+    names: str = typer.Option(
+        None, "--names", help="class names of ids 0,1,.. for every --data (e.g. 'empty')"
+    ),
+    real_repeat: int = typer.Option(1, "--real-repeat", help="real photos listed N times"),
+    out: Path = typer.Option(
+        None, "--out", help="with --data: write OUT/<name>.pt, .onnx, .md (not models/)"
+    ),
 ) -> None:
-    """Train the shelf detector from scratch on rendered frames; write .pt, .onnx and a card."""
+    """Train the shelf detector on rendered frames, or fine-tune it (--init) on your own labelled
+    photos mixed with renders (--data); write .pt, .onnx and a model card."""
     from backroom.vision.train import TrainConfig, train_detector
 
     if arch not in ("auto", "yolov8n", "yolo11n"):
         raise typer.BadParameter("--arch: auto, yolov8n or yolo11n")
+    for d in data or []:
+        if not d.is_dir():
+            raise typer.BadParameter(f"--data {d}: not a folder")
+    if data and init is None:
+        raise typer.BadParameter("--data needs --init (e.g. models/shelf-gap.pt) to fine-tune")
     cfg = TrainConfig(
         n=n,
         seed=seed,
@@ -78,6 +94,10 @@ def train_detector_cmd(
         init=init,
         hours=hours,
         threads=threads,
+        data=list(data or []),
+        names=names.split(",") if names else None,
+        real_repeat=real_repeat,
+        out=out,
         work_dir=get_settings().data_dir / "train",
         command="backroom " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
@@ -142,8 +162,45 @@ def eval_detector_cmd(
     threads: int = typer.Option(0, "--threads"),
     speed: bool = typer.Option(True, "--speed/--no-speed"),
     as_json: bool = typer.Option(False, "--json"),
+    data: Path = typer.Option(
+        None, "--data", help="YOLO-format labelled folder: score real photos instead of renders"
+    ),
+    split: list[str] = typer.Option(None, "--split", help="with --data: only these splits"),
+    imgsz: int = typer.Option(None, "--imgsz", help="with --data: run at this input size"),
+    conf: float = typer.Option(0.25, "--conf", help="operating confidence for recall/precision"),
+    per_image: bool = typer.Option(True, "--per-image/--no-per-image"),
+    row_gaps: bool = typer.Option(
+        False, "--row-gaps", help="with --data: add gaps inferred from product rows"
+    ),
+    names: str = typer.Option(
+        None,
+        "--names",
+        help="with --data: class names of ids 0,1,.. (e.g. 'empty'), over data.yaml",
+    ),
 ) -> None:
-    """Held-out accuracy (gap mAP50, per-slot gap recall/precision) and frames/s."""
+    """Held-out accuracy and frames/s. Renders: gap mAP50, per-slot gap recall/precision.
+    --data DIR: gap box recall/precision at IoU 0.3, gap AP50, per-image counts."""
+    if data is not None:
+        from backroom.vision.evaluate import eval_labelled
+        from backroom.vision.yolo_data import DatasetError
+
+        try:
+            res = eval_labelled(
+                data,
+                model=model,
+                threads=threads,
+                conf=conf,
+                imgsz=imgsz,
+                splits=split or None,
+                per_image=per_image,
+                names=names.split(",") if names else None,
+                row_gaps=row_gaps,
+            )
+        except DatasetError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(json.dumps(res) if as_json else json.dumps(res, indent=2))
+        return
     from backroom.vision.evaluate import eval_detector
 
     res = eval_detector(n=n, seed=seed, hard=hard, model=model, threads=threads, speed=speed)

@@ -176,11 +176,15 @@ def test_staff_check_a_silent_shelf_fill_it_and_count_it() -> None:
     assert staff.recount(item.key) and staff.counts == 1
 
 
-def test_silent_shelf_and_budget_scores_only_when_switched_on(result: dict[str, Any]) -> None:
-    assert "recall_with_detection" not in result["alerts"] and "alert_budget" not in result
-    settings = Settings(_env_file=None, silent_shelf=True, alert_budget=3)  # type: ignore[call-arg]
+def test_silent_shelf_scores_by_default_and_the_budget_only_when_switched_on(result: dict[str, Any]) -> None:
+    assert {"recall_with_detection", "detection_precision", "detected_after_start"} <= set(result["alerts"])
+    assert "feedback" in result and "alert_budget" not in result
+    off = backtest(days=4, stores=1, skus=5, seed=5, warmup_days=2, compare=False,
+                   settings=Settings(_env_file=None, silent_shelf=False))  # type: ignore[call-arg]
+    assert "recall_with_detection" not in off["alerts"] and "feedback" not in off
+    assert "CHECK_SHELF" not in off["alert_counts"]
+    settings = Settings(_env_file=None, alert_budget=3)  # type: ignore[call-arg]
     on = backtest(days=4, stores=1, skus=5, seed=5, warmup_days=2, settings=settings, compare=False)
-    assert {"recall_with_detection", "detection_precision", "detected_after_start"} <= set(on["alerts"])
     a = on["alerts"]
     assert a["recall"] is None or a["recall_with_detection"] >= a["recall"]
     assert on["alert_budget"]["budget"] == 3 and on["alert_budget"]["hours_sampled"] == 48

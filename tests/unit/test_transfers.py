@@ -97,3 +97,42 @@ def test_a_simulated_transfer_leaves_the_giver_now_and_arrives_as_a_delivery() -
     assert (giver.backroom, giver.outbox, receiver.pipeline[-1]) == (18, [12], (t + timedelta(hours=4), 12))
     assert sim.transfer(giver.key, receiver.key, 50, t, 4.0) == 18  # no more than it holds
     assert sim.truth[-1].backroom == 0
+
+
+def test_the_board_plans_one_sku_from_each_stores_latest_position_at_event_time() -> None:
+    """The worker's per-SKU board (streams/transfers.py): positions arrive one store at a time,
+    each with its own ts; the newest ts is 'now', older positions are aged to it, the supplier's
+    arrival is read from `supplier_eta`, and an older version of a store changes nothing."""
+    from datetime import UTC, datetime, timedelta
+
+    from backroom.transfers import TransferBoard, positions_at
+
+    t0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+    def pos(store: str, shelf: int, back: int, stockout: float | None, at: float, version: int,
+            eta: float | None = None) -> dict[str, Any]:  # fmt: skip
+        d = st(store, shelf, back, 1.0, stockout, ts=(t0 + timedelta(hours=at)).isoformat(), version=version,
+               unit_cost=2.0)  # fmt: skip
+        d.pop("supplier_eta_hours")
+        if eta is not None:
+            d["supplier_eta"] = (t0 + timedelta(hours=eta)).isoformat()
+        return d
+
+    # Aged: 10 h to stockout two hours ago is 8 h now; the order lands in 50 - 2 = 48 h.
+    [aged] = positions_at([pos("S1", 4, 6, 10.0, 0.0, 1, eta=50.0)], t0 + timedelta(hours=2))
+    assert aged["hours_to_stockout"] == pytest.approx(8.0) and aged["supplier_eta_hours"] == pytest.approx(48.0)
+    assert "supplier_eta" not in aged
+
+    board = TransferBoard()
+    assert board.update(pos("S1", 4, 6, 10.0, 0.0, 3, eta=50.0), NET) == []  # nobody else known yet
+    [opened] = board.update(pos("S2", 60, 40, 100.0, 1.0, 7), NET)
+    assert (opened.type, opened.status, opened.store_id) == ("TRANSFER", "open", "S1")
+    assert opened.evidence["from_store"] == "S2" and opened.evidence["hours_saved"] > 0
+    assert opened.ts == t0 + timedelta(hours=1)  # event time: the newest position
+    # A table value round trip keeps the open suggestion: no repeat.
+    board = TransferBoard.from_dict(board.to_dict())
+    assert board.update(pos("S2", 60, 40, 100.0, 1.5, 8), NET) == []
+    assert board.update(pos("S1", 40, 20, 60.0, 0.5, 2), NET) == []  # an older version of S1
+    # S1 restocked (its stock now outlasts the order): the suggestion is resolved.
+    [resolved] = board.update(pos("S1", 40, 20, 60.0, 2.0, 4, eta=50.0), NET)
+    assert (resolved.alert_id, resolved.status) == (opened.alert_id, "resolved")
