@@ -87,7 +87,7 @@ class Pipeline:
     def __init__(self, settings: Settings, result: RunResult, batch_minutes: float = 5.0) -> None:
         self.inventory = InventoryProcessor(settings)
         self.alerting = AlertProcessor(settings)
-        self.inv_table: dict[str, bytes] = {}  # JSON bytes, as the worker's table keeps them
+        self.inv_table: dict[str, bytes] = {}  # binary states, as the worker's table keeps them
         self.alert_table: dict[str, dict[str, Any]] = {}
         self.catalog: dict[str, dict[str, Any]] = {}
         self.result = result
