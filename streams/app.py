@@ -123,9 +123,6 @@ def create_app(settings: Settings) -> faust.App:
                                        topics.dead_letter, tables.alert_books, worker.inventory,
                                        worker.books_lock),
     }
-    if settings.transfers:  # TRANSFER across partitions: inventory.by-sku (docs/floor.md)
-        agents.update(add_transfer_agents(app, settings, topics, tables.alert_books))
-
     # For tests and tools: what the app is made of.
     app.backroom_worker = worker  # type: ignore[attr-defined]
     app.backroom_topics = topics  # type: ignore[attr-defined]
@@ -133,4 +130,6 @@ def create_app(settings: Settings) -> faust.App:
     app.backroom_stats = worker.stats  # type: ignore[attr-defined]
     app.backroom_metrics = metrics  # type: ignore[attr-defined]
     app.backroom_agents = agents  # type: ignore[attr-defined]
+    if settings.transfers:  # TRANSFER across partitions: inventory.by-sku (docs/floor.md)
+        agents.update(add_transfer_agents(app, settings, topics, tables.alert_books))
     return app
