@@ -41,10 +41,11 @@ class CueConfig:
     edge_ratio: float = 0.5  # empty: column edge density < this × the row's product median
     sat_ratio: float = 0.8  # ... and saturation < this × products' median
     val_ratio: float = 0.85  # ... or brightness < this × products' median
-    min_width: float = 1.0  # a run at least this × the row's median product width
+    min_width: float = 0.8  # a run at least this × the row's median product width
     close_width: float = 0.25  # bridge non-empty stretches narrower than this × product width
+    min_aspect: float = 0.3  # width / height: narrower is a sliver between packs
     min_fill: float = 0.5  # fraction of columns inside a kept run that are empty
-    between_rows: float = 0.8  # scan a band between rows taller than this × the row height
+    between_rows: float = 1.5  # scan a band between rows taller than this × the row height
     covered: float = 0.5  # drop a proposal this much covered by a detector gap
     conf: float = 0.3  # confidence of a proposal at the emptiness threshold
     conf_max: float = 0.7
@@ -135,6 +136,8 @@ def _scan(
     out: list[Detection] = []
     for x0, x1 in _runs(empty):
         if (x1 - x0) < cfg.min_width * mw * s:
+            continue
+        if (x1 - x0) < cfg.min_aspect * (b - a):
             continue
         if raw[x0:x1].mean() < cfg.min_fill:
             continue

@@ -4,11 +4,18 @@ Run: `pytest -q tests/unit/vision/test_gapcues.py` (well under a second)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
 import numpy as np
 
+from backroom.records import CameraFrame, Planogram, PlanogramSlot
+from backroom.settings import Settings
 from backroom.vision import GAP, PRODUCT
 from backroom.vision.detector import Detection
 from backroom.vision.gapcues import cue_gaps, with_cue_gaps
+from backroom.vision.pipeline import VisionPipeline
 
 W, H, PW, STEP, Y1, Y2 = 640, 480, 50, 56, 120, 260
 
@@ -61,3 +68,46 @@ def test_a_detector_gap_over_the_hole_wins() -> None:
 def test_too_few_products_gives_nothing() -> None:
     img, dets = shelf(range(4, 7))
     assert cue_gaps(img, dets[:1]) == []
+
+
+class ProductsOnly:
+    """A stand-in detector that finds the packs of `shelf()` and no gap."""
+
+    imgsz = 320
+
+    def __init__(self, dets: list[Detection]) -> None:
+        self.dets = dets
+
+    def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        return [list(self.dets) for _ in images]
+
+
+def test_pipeline_counts_a_cue_gap_as_empty_facings(tmp_path: Path) -> None:
+    img, dets = shelf(range(4, 7))
+    cv2.imwrite(str(tmp_path / "f.png"), img)
+    x_hole = (12 + 4 * STEP) / W, (12 + 7 * STEP) / W
+    pg = Planogram(
+        store_id="s1",
+        camera_id="c1",
+        slots=[
+            PlanogramSlot(sku="A", box=[12 / W, Y1 / H, x_hole[0], Y2 / H], facings=4),
+            PlanogramSlot(sku="B", box=[x_hole[0], Y1 / H, x_hole[1], Y2 / H], facings=3),
+        ],
+    )
+    frame = CameraFrame(
+        event_id="e1",
+        ts=datetime(2026, 11, 27, 9, tzinfo=UTC),
+        store_id="s1",
+        camera_id="c1",
+        frame_uri="f.png",
+    )
+    seen = {}
+    for on in (True, False):
+        pipe = VisionPipeline(
+            Settings(frame_root=tmp_path, gap_cues=on), detector=ProductsOnly(dets)
+        )
+        [res] = pipe.process([frame], {"s1:c1": pg})
+        assert isinstance(res, list)
+        seen[on] = {o.sku: o.facings_visible for o in res}
+    assert seen[True] == {"A": 4, "B": 0}  # the flat dark recess reads as three empty facings
+    assert seen[False]["B"] == 3  # without the cues nothing says B is empty
