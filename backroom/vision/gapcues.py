@@ -35,8 +35,8 @@ from backroom.vision.rowgaps import _rows
 @dataclass(frozen=True)
 class CueConfig:
     work_px: int = 320  # longest side of the downscaled maps
-    product_conf: float = 0.35  # products that define rows and what "stocked" looks like
-    min_products: int = 2  # a row needs this many products
+    product_conf: float = 0.5  # products that define rows and what "stocked" looks like
+    min_products: int = 3  # a row needs this many products
     band_overlap: float = 0.5  # a product joins a row when it overlaps its band this much
     edge_ratio: float = 0.5  # empty: column edge density < this × the row's product median
     sat_ratio: float = 0.8  # ... and saturation < this × products' median
