@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     detector_threads: int = Field(default=0, ge=0, description="intra-op threads; 0 = all cores")
     detector_conf: float = Field(default=0.25, gt=0, lt=1)
     vision_batch: int = Field(default=8, ge=1, description="frames per inference batch")
+    gap_cues: bool = Field(
+        default=True, description="add appearance-cue gaps along product rows (vision/gapcues.py)"
+    )
 
     # --- data (cleaning, replay, DuckDB history, ask, HTTP ingest) ---------------------------
     history_file: Path | None = Field(

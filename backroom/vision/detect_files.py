@@ -17,6 +17,7 @@ import numpy as np
 from backroom.records import InvalidEvent, Planogram
 from backroom.vision.detector import DEFAULT_MODEL, load_detector
 from backroom.vision.frames import decode_image
+from backroom.vision.gapcues import with_cue_gaps
 from backroom.vision.shelf import read_planogram
 
 
@@ -40,6 +41,7 @@ def detect_images(
     max_pixels: int = 25_000_000,
     max_bytes: int = 20_000_000,
     batch: int = 8,
+    gap_cues: bool = True,
 ) -> Iterator[dict[str, Any]]:
     """Yield one contract object per image, in order, detecting in batches."""
     pg = Planogram.model_validate_json(Path(planogram).read_bytes()) if planogram else None
@@ -59,6 +61,8 @@ def detect_images(
                 yield {"image": str(p), "error": img}
                 continue
             dets = next(results)
+            if gap_cues:
+                dets = with_cue_gaps(img, dets)
             h, w = img.shape[:2]
             obj: dict[str, Any] = {
                 "image": str(p),

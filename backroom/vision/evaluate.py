@@ -94,13 +94,20 @@ def frames_per_second(detector: Any, images: list[np.ndarray], batch: int, secon
     return done / (time.perf_counter() - t0)
 
 
-def end_to_end_fps(detector: Any, jpegs: list[bytes], seconds: float) -> float:
-    """Sustained frames/s from JPEG bytes to boxes: decode, letterbox, forward, NMS, batch 1."""
+def end_to_end_fps(
+    detector: Any, jpegs: list[bytes], seconds: float, gap_cues: bool = False
+) -> float:
+    """Sustained frames/s from JPEG bytes to boxes: decode, letterbox, forward, NMS, batch 1
+    (and the appearance-cue gaps, as `backroom detect` and the pipeline run by default)."""
     import cv2
+
+    from backroom.vision.gapcues import with_cue_gaps
 
     def one(b: bytes) -> None:
         img = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
-        detector.detect([img])
+        [d] = detector.detect([img])
+        if gap_cues and img is not None:
+            with_cue_gaps(img, d)
 
     one(jpegs[0])
     done, t0 = 0, time.perf_counter()
@@ -143,6 +150,7 @@ def bench_vision(
         "onnx_fps_batch1": round(base, 1),
         "onnx_ms_per_frame_batch1": round(1000 / base, 2),
         "end_to_end_fps_batch1": round(e2e, 1),
+        "end_to_end_fps_batch1_gap_cues": round(end_to_end_fps(det1, jpegs, seconds, True), 1),
     }
     if det8.dynamic_batch:
         fps8 = frames_per_second(det8, images, 8, seconds)
@@ -172,6 +180,7 @@ def eval_detector(
     speed: bool = True,
     size: tuple[int, int] = DEFAULT_SIZE,
     conf: float = OPERATING_CONF,
+    gap_cues: bool = False,
 ) -> dict[str, Any]:
     """Accuracy on `n` freshly rendered frames (seed, hard) + speed; one JSON-able dict."""
     det = OnnxDetector(Path(model) if model else DEFAULT_MODEL, threads=threads, conf=EVAL_CONF)
@@ -187,6 +196,10 @@ def eval_detector(
         t_render += time.perf_counter() - t
         t = time.perf_counter()
         [d] = det.detect([r.image])
+        if gap_cues:
+            from backroom.vision.gapcues import with_cue_gaps
+
+            d = with_cue_gaps(r.image, d)
         t_det += time.perf_counter() - t
         preds.append(d)
         truths.append(r.labels)
@@ -205,6 +218,7 @@ def eval_detector(
         "product_map50": round(aps["product"], 4),
         "map50": round(float(np.nanmean(list(aps.values()))), 4),
         "operating_conf": conf,
+        "gap_cues": gap_cues,
         **scores.to_dict(),
         "gap_boxes": sum(b.cls == GAP for t in truths for b in t),
         "render_s": round(t_render, 1),
@@ -253,6 +267,7 @@ def eval_labelled(
     names: list[str] | None = None,
     detector: Any = None,
     row_gaps: bool = False,
+    gap_cues: bool = False,
 ) -> dict[str, Any]:
     """Gap (and product) box recall/precision at `iou_thr` and AP50 on a YOLO-format labelled
     folder (see yolo_data.py); per-image counts of truths, predictions and matches."""
@@ -278,6 +293,10 @@ def eval_labelled(
             from backroom.vision.rowgaps import with_row_gaps
 
             d = with_row_gaps(d)
+        if gap_cues:
+            from backroom.vision.gapcues import with_cue_gaps
+
+            d = with_cue_gaps(img, d)
         t_det += time.perf_counter() - t
         preds.append(d)
         truths.append(it.boxes)
@@ -302,6 +321,7 @@ def eval_labelled(
         "iou": iou_thr,
         "conf": conf,
         "row_gaps": row_gaps,
+        "gap_cues": gap_cues,
         "class_names": ds.names,
         "dropped_labels": ds.dropped,
     }

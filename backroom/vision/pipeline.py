@@ -23,6 +23,7 @@ from backroom.records import CameraFrame, InvalidEvent, Planogram, ShelfObservat
 from backroom.settings import Settings
 from backroom.vision.detector import DEFAULT_MODEL, Detector, load_detector
 from backroom.vision.frames import open_frame
+from backroom.vision.gapcues import with_cue_gaps
 from backroom.vision.shelf import observations
 
 FrameResult = list[ShelfObservation] | InvalidEvent
@@ -81,6 +82,8 @@ class VisionPipeline:
                 dets = self.detector.detect(images)
             for (i, pg), img, d in zip(todo, images, dets, strict=True):
                 fr = frames[i]
+                if self.settings.gap_cues:
+                    d = with_cue_gaps(img, d)
                 h, w = img.shape[:2]
                 results[i] = observations(pg, d, w, h, fr.ts, fr.event_id, fr.frame_uri)
         return [r if r is not None else InvalidEvent("frame not processed") for r in results]

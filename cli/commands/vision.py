@@ -113,6 +113,9 @@ def detect_cmd(
     model: Path = typer.Option(None, "--model", help="weights; default models/shelf-gap.onnx"),
     conf: float = typer.Option(None, "--conf", help="confidence threshold"),
     threads: int = typer.Option(None, "--threads", help="inference threads; 0 = all cores"),
+    gap_cues: bool = typer.Option(
+        None, "--gap-cues/--no-gap-cues", help="appearance-cue gaps (default BACKROOM_GAP_CUES)"
+    ),
 ) -> None:
     """Detect products and gaps; with --json print exactly one JSON object per image."""
     from backroom.vision.detect_files import detect_images
@@ -128,6 +131,7 @@ def detect_cmd(
         threads=threads if threads is not None else s.detector_threads,
         max_pixels=s.frame_max_pixels,
         max_bytes=s.frame_max_bytes,
+        gap_cues=gap_cues if gap_cues is not None else s.gap_cues,
     ):
         failed += "error" in obj
         if as_json:
@@ -172,6 +176,9 @@ def eval_detector_cmd(
     row_gaps: bool = typer.Option(
         False, "--row-gaps", help="with --data: add gaps inferred from product rows"
     ),
+    gap_cues: bool = typer.Option(
+        False, "--gap-cues/--no-gap-cues", help="add appearance-cue gaps along product rows"
+    ),
     names: str = typer.Option(
         None,
         "--names",
@@ -195,6 +202,7 @@ def eval_detector_cmd(
                 per_image=per_image,
                 names=names.split(",") if names else None,
                 row_gaps=row_gaps,
+                gap_cues=gap_cues,
             )
         except DatasetError as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -203,7 +211,9 @@ def eval_detector_cmd(
         return
     from backroom.vision.evaluate import eval_detector
 
-    res = eval_detector(n=n, seed=seed, hard=hard, model=model, threads=threads, speed=speed)
+    res = eval_detector(
+        n=n, seed=seed, hard=hard, model=model, threads=threads, speed=speed, gap_cues=gap_cues
+    )
     typer.echo(json.dumps(res) if as_json else json.dumps(res, indent=2))
 
 
