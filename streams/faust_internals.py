@@ -497,7 +497,8 @@ class KeyedRocksStore(RocksDBStore):
     def partition_of(self, key: bytes) -> int:
         # The producer's partitioner (streams.partitioner.KeyPartitioner: Kafka's murmur2, with
         # the hashes it computed for the changelog records remembered).
-        partitioner: Any = self.table.app.conf.producer_partitioner
+        conf: Any = self.table.app.conf
+        partitioner: Any = conf.producer_partitioner
         if callable(partitioner):
             return int(partitioner(key, self.all_partitions, self.all_partitions))
         return (murmur2(key) & 0x7FFFFFFF) % self.partitions
