@@ -378,7 +378,7 @@ def alert_id(store_id: str, sku: str, type_: str, opened_ts: str) -> str:
 class AlertEngine:
     def __init__(self, rules: dict[AlertType, Rule] | None = None, horizon_hours: float = 48.0,
                  staff_reaction_hours: float = 2.0, order_grace_hours: float = 2.0,
-                 default_lead_hours: float = 48.0) -> None:  # fmt: skip
+                 default_lead_hours: float = 48.0) -> None:
         self.rules = dict(DEFAULT_RULES if rules is None else rules)
         self.horizon_hours = horizon_hours
         self.staff_reaction_hours = staff_reaction_hours
@@ -460,7 +460,7 @@ class AlertEngine:
     def _costed(self, type_: str, state: InventoryState, evidence: dict[str, Any]) -> dict[str, Any]:
         """The evidence plus `expected_lost` (units and value if nobody acts; backroom/budget.py)."""
         lost = expected_lost(type_, state.__dict__, reaction_hours=self.staff_reaction_hours,
-                             default_lead_hours=self.default_lead_hours, evidence=evidence)  # fmt: skip
+                             default_lead_hours=self.default_lead_hours, evidence=evidence)
         return evidence | {"expected_lost": lost}
 
     @staticmethod

@@ -32,7 +32,7 @@ STOCK_TYPES = frozenset({"OUT_OF_STOCK", "STOCKOUT_RISK", "REORDER"})
 
 
 def expected_lost(alert_type: str, state: Mapping[str, Any], *, reaction_hours: float,
-                  default_lead_hours: float, evidence: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+                  default_lead_hours: float, evidence: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """`state`: an inventory.state as a dict (demand_per_hour, hours_to_shelf_out,
     hours_to_stockout, lead_time_hours, lead_time_demand, unit_cost)."""
     evidence = evidence or {}
@@ -59,7 +59,7 @@ def expected_lost(alert_type: str, state: Mapping[str, Any], *, reaction_hours: 
     cost = state.get("unit_cost")
     value = round(units * float(cost), 2) if cost is not None else None
     return {"units": round(units, 2), "value": value, "hours": round(hours, 2),
-            "price": cost, "price_source": "catalog unit_cost" if cost is not None else None}  # fmt: skip
+            "price": cost, "price_source": "catalog unit_cost" if cost is not None else None}
 
 
 def cost_of(alert: Mapping[str, Any]) -> float:
@@ -96,7 +96,7 @@ def rank_key(alert: Mapping[str, Any]) -> tuple[float, int, str]:
 
 
 def apply_budget(open_alerts: Iterable[Mapping[str, Any]], budget: int
-                 ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:  # fmt: skip
+                 ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
     """(shown, more): per store the `budget` most costly open alerts are shown, the rest go to
     the "more" list; both ordered most costly first."""
     by_store: dict[str, list[Mapping[str, Any]]] = defaultdict(list)

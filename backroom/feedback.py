@@ -61,17 +61,17 @@ class FeedbackTuner:
         after = min(self.max_steps, before + 1) if fb.verdict == "false_alarm" else max(0, before - 1)
         if after == before:
             log.info("feedback %s on %s %s: already at %d steps (bounds 0..%d)", fb.verdict, key,
-                     fb.alert_type, before, self.max_steps)  # fmt: skip
+                     fb.alert_type, before, self.max_steps)
             return None
         if after:
             self.levels[(key, fb.alert_type)] = after
         else:
             self.levels.pop((key, fb.alert_type), None)
         change = {"ts": fb.ts.isoformat(), "key": key, "alert_type": fb.alert_type, "alert_id": fb.alert_id,
-                  "verdict": fb.verdict, "source": fb.source, "steps_before": before, "steps_after": after}  # fmt: skip
+                  "verdict": fb.verdict, "source": fb.source, "steps_before": before, "steps_after": after}
         self.history.append(change)
         log.info("feedback %s on %s %s (%s, %s): sensitivity steps %d -> %d", fb.verdict, key, fb.alert_type,
-                 fb.alert_id, fb.source, before, after)  # fmt: skip
+                 fb.alert_id, fb.source, before, after)
         return change
 
     def silent_threshold(self, base: float, key: str) -> float:

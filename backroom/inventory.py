@@ -363,7 +363,7 @@ class Deltas:
     @classmethod
     def unpack(cls, buf: bytes) -> list[list[Any]]:
         return [[(EPOCH + t * _MICRO).isoformat(), LOCATIONS[loc], qty]
-                for t, loc, qty in cls.ENTRY.iter_unpack(buf)]  # fmt: skip
+                for t, loc, qty in cls.ENTRY.iter_unpack(buf)]
 
     @classmethod
     def decode(cls, data: str) -> bytes:

@@ -231,7 +231,7 @@ class InventoryProcessor:
                 state.store_id, state.sku, shelf=state.shelf_estimate, last_sale=self._sale_t.pop(key, None),
                 looked=self._look_t.pop(key, None), rate_at=d.rate_at, ready=d.ready, now=state.clock_us / 1e6,
                 sales=self._sales.pop(key, []),
-            ))  # fmt: skip
+            ))
         result.alerts.extend(silent.advance(self.clock))
         for alert in result.alerts[first:]:
             if alert.status == "open":
@@ -241,7 +241,7 @@ class InventoryProcessor:
                     "CHECK_SHELF", {"demand_per_hour": ev.get("demand_per_hour"), "unit_cost": params.unit_cost},
                     reaction_hours=self.settings.staff_reaction_hours,
                     default_lead_hours=self.settings.default_lead_time_hours, evidence=ev,
-                )  # fmt: skip
+                )
 
     def _finish(self, result: InventoryResult, states: Mapping[str, SkuState], catalog: CatalogLookup) -> None:
         """Table values and published states for the keys the batch read."""

@@ -179,7 +179,7 @@ class SilentShelf:
 
     def observe(self, store_id: str, sku: str, *, shelf: int, last_sale: float | None, looked: float | None,
                 rate_at: Callable[[int], float], ready: bool, now: float,
-                sales: list[tuple[float, int]] | None = None) -> list[Alert]:  # fmt: skip
+                sales: list[tuple[float, int]] | None = None) -> list[Alert]:
         """A key's newest state. `last_sale` / `looked`: event times of its last sale and of the
         last look at its shelf (count, move, camera), None if unknown; `now`: its clock.
         Returns CHECK_SHELF resolutions (a sale or a look after the alert opened, or the records'
@@ -216,7 +216,7 @@ class SilentShelf:
             h0, h_now = int(w.since // 3600), int(now // 3600)
             old = w.rates
             w.rates = {h: old[h] if h < h_now and h in old else self._rate(w, rate_at, h)
-                       for h in range(h0, max(h0, h_now) + int(self.max_hours) + 2)}  # fmt: skip
+                       for h in range(h0, max(h0, h_now) + int(self.max_hours) + 2)}
             w.demand_per_hour = w.rates.get(h_now, 0.0)
         else:
             w.rates = {}
@@ -284,7 +284,7 @@ class SilentShelf:
             return
         self.store_steps[store] = after
         log.info("CHECK_SHELF false-alarm steps of store %s: %d -> %d (threshold x %g)", store, before, after,
-                 STORE_STEP**after)  # fmt: skip
+                 STORE_STEP**after)
         for k, w in self.watches.items():
             if w.store_id == store:
                 self._schedule(k, w)
@@ -321,7 +321,7 @@ class SilentShelf:
                 "worst_silence": round(w.worst, 2), "last_sale_or_look": _iso(w.since),
                 "shelf_qty": w.shelf, "threshold": self.threshold_for(key),
                 "demand_per_hour": round(w.demand_per_hour, 3),
-            }  # fmt: skip
+            }
             message = (f"No sale of {w.sku} in store {w.store_id} for {hours:.1f} h: {expected:.1f} units "
                        f"expected, more than this shelf's silences ever ran (bound {evidence['bound_units']}); "
                        f"records say {w.shelf} on the shelf")
@@ -330,13 +330,13 @@ class SilentShelf:
         return out
 
     def _alert(self, w: Watch, status: str, ts: float, message: str, action: str,
-               evidence: dict[str, Any]) -> Alert:  # fmt: skip
+               evidence: dict[str, Any]) -> Alert:
         assert w.open_id is not None
         return validated(Alert, {
             "alert_id": w.open_id, "ts": datetime.fromtimestamp(ts, UTC), "store_id": w.store_id,
             "sku": w.sku, "type": CHECK_SHELF, "status": status, "severity": "medium",
             "message": message, "action": action, "evidence": evidence,
-        })  # fmt: skip
+        })
 
 
 def _iso(t: float) -> str:

@@ -50,7 +50,7 @@ class Transfer:
     def evidence(self) -> dict[str, Any]:
         return {"from_store": self.from_store, "to_store": self.to_store, "qty": self.qty,
                 "transfer_hours": self.transfer_hours, "hours_saved": round(self.hours_saved, 2),
-                "hours_to_stockout": round(self.runs_out_in, 2), "supplier_in_hours": round(self.supplier_in, 2)}  # fmt: skip
+                "hours_to_stockout": round(self.runs_out_in, 2), "supplier_in_hours": round(self.supplier_in, 2)}
 
 
 @dataclass
@@ -178,11 +178,11 @@ class TransferDesk:
             units = round(rate * t.hours_saved, 2)
             lost = {"units": units, "value": round(units * float(cost), 2) if cost is not None else None,
                     "hours": round(t.hours_saved, 2), "price": cost,
-                    "price_source": "catalog unit_cost" if cost is not None else None}  # fmt: skip
+                    "price_source": "catalog unit_cost" if cost is not None else None}
             message = (f"{t.sku} in store {t.to_store} runs out in {t.runs_out_in:.0f} h, the supplier delivers "
                        f"in {t.supplier_in:.0f} h; store {t.from_store} can spare {t.qty} ({t.transfer_hours:g} h away)")
             info = {"alert_id": alert_id(t.to_store, t.sku, "TRANSFER", now.isoformat()), "store_id": t.to_store,
-                    "sku": t.sku, "message": message, "severity": "high" if t.runs_out_in <= 24 else "medium"}  # fmt: skip
+                    "sku": t.sku, "message": message, "severity": "high" if t.runs_out_in <= 24 else "medium"}
             self.open[key] = info
             action = f"transfer {t.qty} units of {t.sku} from store {t.from_store} to store {t.to_store}"
             out.append(self._alert(info, "open", now, message, action, t.evidence() | {"expected_lost": lost}))
@@ -190,12 +190,12 @@ class TransferDesk:
 
     @staticmethod
     def _alert(info: Mapping[str, Any], status: str, now: datetime, message: str, action: str,
-               evidence: dict[str, Any]) -> Alert:  # fmt: skip
+               evidence: dict[str, Any]) -> Alert:
         return validated(Alert, {
             "alert_id": info["alert_id"], "ts": now, "store_id": info["store_id"], "sku": info["sku"],
             "type": "TRANSFER", "status": status, "severity": info["severity"], "message": message,
             "action": action, "evidence": evidence,
-        })  # fmt: skip
+        })
 
 
 def positions_at(positions: Iterable[Mapping[str, Any]], now: datetime) -> list[dict[str, Any]]:
@@ -223,7 +223,7 @@ class TransferBoard:
     the newest position's ts. Kept as a table value (`to_dict` / `from_dict`)."""
 
     def __init__(self, stores: Mapping[str, dict[str, Any]] | None = None,
-                 open_: Mapping[str, dict[str, Any]] | None = None) -> None:  # fmt: skip
+                 open_: Mapping[str, dict[str, Any]] | None = None) -> None:
         self.stores: dict[str, dict[str, Any]] = dict(stores or {})
         self.open: dict[str, dict[str, Any]] = dict(open_ or {})
 

@@ -58,7 +58,7 @@ def kafka_publisher(settings: Settings) -> Publish:
 
 
 def feedback_router(settings: Settings, view: LiveView, *, kafka: bool = True,
-                    publish: Publish | None = None) -> APIRouter:  # fmt: skip
+                    publish: Publish | None = None) -> APIRouter:
     """`kafka=False` (tests, the benchmark): the feedback is kept in `router.recorded` only."""
     router = APIRouter(tags=["feedback"])
     recorded: list[dict[str, Any]] = []
@@ -79,7 +79,7 @@ def feedback_router(settings: Settings, view: LiveView, *, kafka: bool = True,
                 "alert_id": alert_id, "store_id": alert.get("store_id"), "sku": alert.get("sku"),
                 "alert_type": alert.get("type"), "verdict": "undo" if body.undo else "false_alarm",
                 "source": "dashboard", "by": body.by, "note": body.note,
-            })  # fmt: skip
+            })
         except ValidationError as exc:
             raise HTTPException(422, f"this alert cannot take feedback: {exc.errors()[0]['msg']}") from None
         key = f"{fb.store_id}:{fb.sku}"
@@ -89,7 +89,7 @@ def feedback_router(settings: Settings, view: LiveView, *, kafka: bool = True,
             except Exception as exc:  # the broker did not take it: say so, mark nothing
                 log.warning("feedback on %s not recorded: %s", alert_id, exc)
                 raise HTTPException(503, "feedback not recorded: the broker is unavailable",
-                                    headers={"Retry-After": "2"}) from None  # fmt: skip
+                                    headers={"Retry-After": "2"}) from None
         recorded.append(fb.to_dict())
         log.info("feedback %s on alert %s (%s %s)", fb.verdict, alert_id, key, fb.alert_type)
         return view.mark_feedback(alert_id, not body.undo)

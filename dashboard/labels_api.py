@@ -52,7 +52,7 @@ def _error(status: int, detail: str) -> JSONResponse:
 
 def label_store(settings: Settings) -> LabelStore:
     return LabelStore(settings.data_dir / "labels", settings.frames_dir, settings.frame_max_bytes,
-                      settings.frame_max_pixels)  # fmt: skip
+                      settings.frame_max_pixels)
 
 
 def frame_boxes(view: LiveView, obs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -113,7 +113,7 @@ def labels_router(settings: Settings, view: LiveView) -> APIRouter:
             return _error(404, "this evidence has no camera frame to label")
         if str(obs.get("frame_event_id")) != body.frame_event_id:
             return _error(409, f"the evidence now shows frame {obs.get('frame_event_id')!r}, not "
-                               f"{body.frame_event_id!r}: reopen it and label again")  # fmt: skip
+                               f"{body.frame_event_id!r}: reopen it and label again")
         now = view.now
         req = LabelRequest(
             frame_uri=str(obs["frame_uri"]),

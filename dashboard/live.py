@@ -104,7 +104,7 @@ class LiveView:
     """Latest state per store×SKU, alerts by id with lifecycle, heatmap cells, pending deltas."""
 
     def __init__(self, horizon_hours: float = 48.0, keep_resolved: int = 200,
-                 alert_budget: int | None = None) -> None:  # fmt: skip
+                 alert_budget: int | None = None) -> None:
         self.horizon_hours = horizon_hours
         self.keep_resolved = keep_resolved
         # Per store, the feed shows this many open alerts, most costly first (backroom/budget.py);

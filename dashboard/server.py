@@ -127,7 +127,7 @@ class AuthMiddleware:
         refusal = exposure.request_refusal(
             headers.get("host", ""), headers.get("origin"),
             token=self.token, allowed=self.allowed_hosts, unsafe=unsafe,
-        )  # fmt: skip
+        )
         if refusal is not None:
             await self._deny(scope, send, 403, refusal)
             return

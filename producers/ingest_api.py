@@ -127,7 +127,7 @@ def _guarded_route(settings: Settings) -> type[APIRoute]:
                 refusal = request_refusal(
                     request.headers.get("host", ""), request.headers.get("origin"),
                     token=settings.dashboard_token, allowed=hosts, unsafe=True,
-                )  # fmt: skip
+                )
                 if refusal is not None:
                     return JSONResponse({"detail": refusal}, status_code=403)
                 if not token_ok(settings, request.headers.get("authorization")):
@@ -177,7 +177,7 @@ def _errors(exc: ValidationError, prefix: tuple[Any, ...] = ("body",)) -> list[d
         out.append({
             "loc": list(prefix), "type": "too_many_errors",
             "msg": f"{len(errors)} errors in all; the first {MAX_ERRORS} are listed",
-        })  # fmt: skip
+        })
     return out
 
 
@@ -217,7 +217,7 @@ def ingest_router(settings: Settings, publish: Publish) -> APIRouter:
                 reason = trial.check(r.store_id, micros(ts), f"{r.store_id}:{getattr(r, 'sku', '')}")
                 if reason is not None:
                     errors.append({"loc": ["body", i, "ts"] if batch else ["body", "ts"], "msg": reason,
-                                   "type": "far_future"})  # fmt: skip
+                                   "type": "far_future"})
             return errors
 
         trial = future.copy()

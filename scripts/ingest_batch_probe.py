@@ -81,7 +81,7 @@ def probe(items: int) -> dict[str, float | int]:
             poller.start()
             t0 = time.perf_counter()
             r = client.post(f"{base}/api/v1/sales/batch", content=body,
-                            headers={"content-type": "application/json"})  # fmt: skip
+                            headers={"content-type": "application/json"})
             seconds = time.perf_counter() - t0
             done.set()
             poller.join()
@@ -91,7 +91,7 @@ def probe(items: int) -> dict[str, float | int]:
                 "rss_before_mb": round(rss_before / 1024, 1),
                 "rss_peak_mb": round(_rss_kb(proc.pid, "VmHWM") / 1024, 1),
                 "healthz_worst_s": round(worst[0], 3),
-            }  # fmt: skip
+            }
     finally:
         proc.terminate()
         proc.wait(timeout=20)

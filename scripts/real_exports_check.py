@@ -46,7 +46,7 @@ def check(path: Path, out: Path, options: dict[str, str], genuine: str, first_co
     copy = "k = 1 AND " if first_copy else ""
     gen = {r[0] for r in con.execute(
         f"""SELECT row_no FROM (SELECT *, row_number() OVER (PARTITION BY {cols} ORDER BY row_no) AS k FROM t)
-            WHERE {copy}{genuine}""").fetchall()}  # fmt: skip
+            WHERE {copy}{genuine}""").fetchall()}
     elsewhere: set[int] = set()
     for name in ("rejects", "returns"):
         f = Path(s.outputs.get(name, ""))

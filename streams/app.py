@@ -103,7 +103,7 @@ def create_app(settings: Settings) -> faust.App:
     app.on_rebalance_complete.connect(_settle_heap)  # type: ignore[arg-type]
     # Prometheus series (streams/metrics.py); the /metrics server starts with the worker.
     instrument(app, metrics, settings.metrics_host, settings.metrics_port,
-               settings.metrics_interval_s, tables.alert_books)  # fmt: skip
+               settings.metrics_interval_s, tables.alert_books)
     app.timer(10.0, name="worker-tick")(worker.tick)
     if settings.bulk_ingest:
         app.bulk_handlers[topics.sales.get_topic_name()] = worker.bulk_inventory("pos.sales")

@@ -28,7 +28,7 @@ from streams.faust_internals import iterate_in_background, remove_processor
 
 
 async def cadenced_batches(stream: faust.StreamT, max_size: int, window_s: float,
-                           min_wait_s: float = 0.01) -> AsyncIterator[list[EventT]]:  # fmt: skip
+                           min_wait_s: float = 0.01) -> AsyncIterator[list[EventT]]:
     s: Any = stream
     loop = asyncio.get_running_loop()
     buffer: list[EventT] = []

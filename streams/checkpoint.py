@@ -48,14 +48,14 @@ class Checkpoint:
         self.producer = producer
 
     async def produce(self, topic: str, records: Sequence[Record],
-                      key_of: Callable[[Any], str] = record_key) -> None:  # fmt: skip
+                      key_of: Callable[[Any], str] = record_key) -> None:
         """Records straight to the producer, partitioned by key like `Topic.send`: Faust's send
         path (a FutureMessage, callbacks, serializer look-ups per record) cost more than building
         the record, and nothing here uses what it adds."""
         send = self.producer().send
         for rec in records:
             await send(topic, key_of(rec).encode(), rec.to_json(), partition=None, timestamp=None,
-                       headers=None)  # fmt: skip
+                       headers=None)
 
     async def flush(self) -> None:
         """Until everything produced so far is on the broker (steps 2 and 4)."""
@@ -66,7 +66,7 @@ class Checkpoint:
         await producer.flush()
 
     async def alerts_then_books(self, topic: str, alerts: Sequence[Record],
-                                write_books: Callable[[], Any]) -> None:  # fmt: skip
+                                write_books: Callable[[], Any]) -> None:
         await self.produce(topic, alerts)  # 1
         if alerts:
             await self.flush()  # 2

@@ -276,7 +276,7 @@ class Consumer(faust_aiokafka.Consumer):
             self._bulk_idle.set()
 
     async def _bulk_handle(self, handlers: dict[str, BulkHandler], by_topic: dict[str, dict[Any, list[Any]]],
-                           generation_id: int) -> None:  # fmt: skip  # pragma: no cover
+                           generation_id: int) -> None:  # pragma: no cover
         app = self.app
         for topic, records_by_tp in by_topic.items():
             try:
@@ -369,7 +369,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # partition then has to start over (changelogs are positioned by table recovery).
         changelogs = self.app.tables.changelog_topics
         from_start = [tp for tp, offset in committed.items()
-                      if (offset is None or offset <= 0) and tp.topic not in changelogs]  # fmt: skip
+                      if (offset is None or offset <= 0) and tp.topic not in changelogs]
         if from_start:
             await consumer.seek_to_beginning(*from_start)
         return committed
@@ -594,7 +594,7 @@ class StallWatch:
                     "partition %s stopped at offset %s with more on the broker (fetching it: %s, "
                     "held as buffer-full: %s): reading it again from the committed offset",
                     tp, read_now[tp], tp in active, tp in buffered,
-                )  # fmt: skip
+                )
                 # A partition taken out of the fetch set for a full stream buffer comes back
                 # when the buffer drains; a rebalance that clears the buffer skips that.
                 buffered.discard(tp)

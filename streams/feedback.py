@@ -26,7 +26,7 @@ KEEP_IDS = 32  # feedback event ids remembered per book (redeliveries)
 
 
 def add_feedback_agent(app: faust.App, settings: Settings, topic: faust.TopicT, dead_topic: faust.TopicT,
-                       alert_books: Any, inventory: InventoryProcessor, lock: asyncio.Lock) -> Any:  # fmt: skip
+                       alert_books: Any, inventory: InventoryProcessor, lock: asyncio.Lock) -> Any:
     async def apply(fb: AlertFeedback) -> None:
         key = f"{fb.store_id}:{fb.sku}"
         async with lock:

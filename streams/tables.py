@@ -91,7 +91,7 @@ class Tables:
 
     def by_name(self) -> dict[str, faust.Table]:
         return {"inventory": self.inventory, "alert_books": self.alert_books,
-                "catalog": self.catalog, "planograms": self.planograms}  # fmt: skip
+                "catalog": self.catalog, "planograms": self.planograms}
 
 
 def make_tables(app: faust.App, settings: Settings) -> Tables:

@@ -53,11 +53,11 @@ def add_transfer_agents(app: faust.App, settings: Settings, topics: Any, alert_b
     stores = app.GlobalTable(
         "stores", default=None, schema=schema, partitions=1, recovery_buffer_size=1, use_partitioner=True,
         help="catalog.stores: transfer hours between stores",
-    )  # fmt: skip
+    )
     boards = cast(faust.Table, app.Table(
         "transfer-boards", default=None, schema=schema, partitions=settings.partitions, use_partitioner=True,
         help="per SKU: each store's latest position and the open TRANSFER suggestions",
-    ))  # fmt: skip
+    ))
     app.backroom_tables.update({"stores": stores, "transfer_boards": boards})  # type: ignore[attr-defined]
 
     async def dead(topic_name: str, event: Any, reason: str) -> None:

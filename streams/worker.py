@@ -69,7 +69,7 @@ def fetched_messages(topic: str, records: Mapping[Any, Sequence[Any]]) -> list[R
     """A fetch's records by partition (what a `BulkHandler` gets) as plain messages of contract
     topic `topic`, in partition then offset order."""
     return [RawMessage(topic, tp.partition, r.offset, r.key, r.value)
-            for tp, recs in records.items() for r in recs]  # fmt: skip
+            for tp, recs in records.items() for r in recs]
 
 
 async def send_dead(topic: faust.TopicT, dead: Sequence[DeadLetter]) -> None:
@@ -83,7 +83,7 @@ Handle = Callable[[Sequence[EventT]], Awaitable[None]]
 
 class Worker:
     def __init__(self, app: faust.App, settings: Settings, topics: Topics, tables: Tables,
-                 metrics: Metrics) -> None:  # fmt: skip
+                 metrics: Metrics) -> None:
         self.app, self.settings, self.topics, self.tables, self.metrics = app, settings, topics, tables, metrics
         self.inventory = InventoryProcessor(settings)
         self.alerts = AlertProcessor(settings)
@@ -240,7 +240,7 @@ class Worker:
         await send_dead(self.topics.dead_letter, result.dead)
 
     async def apply_master_data(self, topic: str, agent: str, result: MasterDataResult,
-                                table: faust.Table) -> None:  # fmt: skip
+                                table: faust.Table) -> None:
         self.metrics.observe_batch(topic, agent, 1)
         if result.dead is not None:
             self.metrics.dead_lettered(topic)
@@ -259,7 +259,7 @@ class Worker:
             live = self.inventory.live
             log.info("inventory: %(events)d events in %(batches)d batches, %(duplicates)d duplicates, "
                      "%(dead)d dead-lettered; states read live %(hits)d, parsed %(misses)d",
-                     {**stats, "hits": live.hits, "misses": live.misses})  # fmt: skip
+                     {**stats, "hits": live.hits, "misses": live.misses})
         now = time.monotonic()
         for (source, _), (phase, since) in list(self.phases.items()):
             if now - since > 10:

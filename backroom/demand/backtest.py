@@ -233,7 +233,7 @@ def camera_view(item: SimSku, ts: datetime, frame: str) -> ShelfObservation:
 def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
             reaction_minutes: float, budget: dict[str, int] | None = None,
             rounds_total: int = 0, camera_minutes: float | None = None,
-            feedback: bool = False, transfers: bool = False) -> RunResult:  # fmt: skip
+            feedback: bool = False, transfers: bool = False) -> RunResult:
     t0 = time.perf_counter()
     sim = StoreSimulator(config)
     result = RunResult(sim)
@@ -242,7 +242,7 @@ def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
     staff: AlertDrivenStaff | BudgetedRounds
     if arm == "alert_driven":
         staff = AlertDrivenStaff(reaction_minutes, before=warm_end, flush=pipe.flush,
-                                 feedback=pipe.feedback if feedback else None)  # fmt: skip
+                                 feedback=pipe.feedback if feedback else None)
         pipe.listeners.append(staff.on_alert)
     else:
         staff = BudgetedRounds(sim.items, budget or {}, rounds_total, before=warm_end)
@@ -264,7 +264,7 @@ def run_arm(config: SimConfig, settings: Settings, arm: str, warmup_days: float,
             if alert["type"] == "TRANSFER" and alert["status"] == "open" and ts >= warm_end:
                 ev = alert["evidence"]
                 sent = sim.transfer(f"{ev['from_store']}:{alert['sku']}", f"{ev['to_store']}:{alert['sku']}",
-                                    int(ev["qty"]), ts, float(ev["transfer_hours"]))  # fmt: skip
+                                    int(ev["qty"]), ts, float(ev["transfer_hours"]))
                 result.transfers += 1 if sent else 0
                 result.transferred += sent
 
@@ -547,7 +547,7 @@ def score_budget(run: RunResult, start: datetime, end: datetime, budget: int) ->
 
     open_now: dict[str, dict[str, Any]] = {}
     alerts = sorted(((datetime.fromisoformat(a["ts"]), n, a) for n, a in enumerate(run.alerts)),
-                    key=lambda x: (x[0], x[1]))  # fmt: skip
+                    key=lambda x: (x[0], x[1]))
     i, t = 0, start
     shown_cost = total_cost = 0.0
     hours = over = 0
@@ -706,7 +706,7 @@ def backtest(days: float = 14, stores: int = 3, skus: int = 20, seed: int = 7,
         out["config"]["silent_shelf_threshold"] = settings.silent_shelf_threshold
         # The alert-driven run again, with staff telling Backroom when a check found stock.
         fb_run = run_arm(config, settings, "alert_driven", warmup_days, reaction_minutes,
-                         camera_minutes=camera_minutes, feedback=True)  # fmt: skip
+                         camera_minutes=camera_minutes, feedback=True)
         truth_f = Truth(fb_run.sim.truth, fb_run.sales)
         before = out["alerts_closed_loop"]
         after = score_alerts(fb_run, truth_f, start, end, settings.horizon_hours, detect)
@@ -721,7 +721,7 @@ def backtest(days: float = 14, stores: int = 3, skus: int = 20, seed: int = 7,
         }
     if settings.transfers:
         tr_run = run_arm(config, settings, "alert_driven", warmup_days, reaction_minutes,
-                         camera_minutes=camera_minutes, transfers=True)  # fmt: skip
+                         camera_minutes=camera_minutes, transfers=True)
         out["transfers"] = {
             "transfer_hours": SIM_TRANSFER_HOURS,
             "lost_sales": {"without": _lost(alert_run, start), "with": _lost(tr_run, start)},

@@ -35,7 +35,7 @@ class AlertDrivenStaff:
 
     def __init__(self, reaction_minutes: float = 45.0, before: datetime | None = None,
                  flush: Callable[[], None] | None = None,
-                 feedback: Callable[[dict[str, Any]], None] | None = None) -> None:  # fmt: skip
+                 feedback: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.reaction = timedelta(minutes=reaction_minutes)
         self.due: dict[str, datetime] = {}  # key -> when staff get to the shelf
         self.open: set[str] = set()  # keys with a RESTOCK_SHELF alert open
@@ -90,7 +90,7 @@ class AlertDrivenStaff:
                     "event_id": f"fb-{check['alert_id']}", "ts": ts, "alert_id": check["alert_id"],
                     "store_id": check["store_id"], "sku": check["sku"], "alert_type": check["type"],
                     "verdict": "false_alarm", "source": "simulation", "by": "staff",
-                })  # fmt: skip
+                })
         if item.key in self.open:
             # Still open after this visit (a fast mover whose full shelf does not last the
             # reaction time): the task stays on the list, taken again after the same delay.

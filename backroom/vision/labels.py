@@ -280,7 +280,7 @@ class LabelStore:
 
     def _write(self, ident: str, ext: str, data: bytes, w: int, h: int, req: LabelRequest,
                products: list[Box], gaps: list[Box], wrong: list[int], kept_gaps: list[Box],
-               drawn: list[Box]) -> SavedLabel:  # fmt: skip
+               drawn: list[Box]) -> SavedLabel:
         final = products + kept_gaps + drawn
         for d in (self.images_dir, self.labels_dir, self.meta_dir):
             d.mkdir(parents=True, exist_ok=True)
@@ -333,7 +333,7 @@ class LabelStore:
             ).is_file():
                 out.append(meta)
         out.sort(key=lambda m: (m.get("labelled_ts") or "", m.get("frame_ts") or "", m["id"]),
-                 reverse=True)  # fmt: skip
+                 reverse=True)
         return out
 
     def summary(self, recent: int = 20) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def _history(path: Path, settings: Settings, bucket: str, warmup: float, min_per
 
     try:
         result = history_backtest(path, settings, bucket, warmup, min_per_day, top, compare,  # type: ignore[arg-type]
-                                  case_pack, plots)  # fmt: skip
+                                  case_pack, plots)
     except HistoryError as exc:
         typer.secho(f"backtest: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
@@ -83,10 +83,10 @@ def _history(path: Path, settings: Settings, bucket: str, warmup: float, min_per
         return
     f, r = result["forecast"], result["reorder"]
     typer.echo(f"history {result['history']['from']} .. {result['history']['to']} ({result['history']['days']} days); "
-               f"scored from {f['scored_from']}")  # fmt: skip
+               f"scored from {f['scored_from']}")
     typer.echo(f"forecast {f['model']} per {f['bucket']}: WAPE {f['wape']} (mean forecast {f['wape_mean']}) "
                f"vs seasonal naive {f['seasonal_naive_wape']} (x{f['ratio_to_naive']}) on {f['skus']} SKUs selling >= "
-               f"{f['threshold_units_per_day']:g} units/day ({f['skus_eligible']} eligible of {f['skus_in_file']})")  # fmt: skip
+               f"{f['threshold_units_per_day']:g} units/day ({f['skus_eligible']} eligible of {f['skus_in_file']})")
     for name, w in f["models"].items():
         typer.echo(f"  {name:16s} WAPE {w}")
     for key, s in f["per_sku"].items():
@@ -94,7 +94,7 @@ def _history(path: Path, settings: Settings, bucket: str, warmup: float, min_per
     for name in ("policy", "baseline", "baseline_tuned_per_sku"):
         p = r[name]
         typer.echo(f"reorder {name:22s}: fill rate {p['fill_rate']}, stock-out hours {p['stockout_hours']}, "
-                   f"avg stock {p['avg_stock']} units/SKU, orders {p['orders']}")  # fmt: skip
+                   f"avg stock {p['avg_stock']} units/SKU, orders {p['orders']}")
     typer.echo(f"  lead time {r['lead_time_hours']} h, case pack {r['case_pack']}, z {r['service_level_z']}")
     for p in result.get("plots", []):
         typer.echo(f"plot: {p}")

@@ -74,11 +74,11 @@ def list_labels(
         return
     b = summary["boxes"]
     typer.echo(f"{summary['count']} labelled frames in {summary['root']}: "
-               f"{b['product']} product, {b['gap']} gap boxes")  # fmt: skip
+               f"{b['product']} product, {b['gap']} gap boxes")
     for m in summary["recent"]:
         ch = m.get("changes", {})
         typer.echo(f"  {m['id']}  {m.get('frame_ts')}  {m.get('frame_uri')}  "
-                   f"-{len(ch.get('wrong_gaps', []))} wrong +{len(ch.get('drawn_gaps', []))} drawn")  # fmt: skip
+                   f"-{len(ch.get('wrong_gaps', []))} wrong +{len(ch.get('drawn_gaps', []))} drawn")
 
 
 def register(app: typer.Typer) -> None:

@@ -183,7 +183,7 @@ def test_evidence_frame_forecast_and_reconnect(kafka_settings: Settings, dashboa
 
 
 def test_false_alarm_button_records_feedback_on_the_topic(kafka_settings: Settings, dashboard_factory: Any,
-                                                          page: Any) -> None:  # fmt: skip
+                                                          page: Any) -> None:
     """The new alert types through the real broker to the page, ordered by expected lost sales;
     one tap on "false alarm" puts an AlertFeedback on `alerts.feedback` (read back from the broker)."""
     from tests.helpers import consume_until
@@ -193,12 +193,12 @@ def test_false_alarm_button_records_feedback_on_the_topic(kafka_settings: Settin
         "alert_id": "cs-1", "ts": ts(10), "store_id": "S3", "sku": "Q", "type": "CHECK_SHELF",
         "status": "open", "severity": "medium", "message": "No sale of Q for 3.1 h", "action": "check the shelf of Q",
         "evidence": {"p_no_sale": 0.00008, "expected_lost": {"units": 4.0, "value": 8.0, "hours": 2.0}},
-    }  # fmt: skip
+    }
     transfer = {
         "alert_id": "tr-1", "ts": ts(11), "store_id": "S3", "sku": "R", "type": "TRANSFER",
         "status": "open", "severity": "high", "message": "Transfer R from S4", "action": "transfer 6 units of R from S4",
         "evidence": {"expected_lost": {"units": 9.0, "value": 27.0, "hours": 20.0}},
-    }  # fmt: skip
+    }
     run_async(produce(kafka_settings, [("alerts", "S3:Q", check), ("alerts", "S3:R", transfer)]))
     dash = dashboard_factory(kafka_settings)
     page.goto(dash.url)

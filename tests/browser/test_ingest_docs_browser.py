@@ -33,7 +33,7 @@ def test_ingest_docs_render_offline_under_the_csp(kafka_settings: Settings, page
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "ingest", "--port", str(port)],
         env=settings_env(kafka_settings), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(150):

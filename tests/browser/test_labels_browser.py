@@ -49,20 +49,20 @@ def frame(path: Path) -> None:
 def observation(sku: str, boxes: list[dict[str, Any]]) -> dict[str, Any]:
     return {"ts": ts(5), "store_id": "S3", "sku": sku, "camera_id": "cam2", "frame_event_id": "fr-77",
             "facings_expected": 2, "facings_visible": 1, "fill_ratio": 0.5, "confidence": 0.8,
-            "boxes": boxes, "frame_uri": "S3/cam2/f77.jpg"}  # fmt: skip
+            "boxes": boxes, "frame_uri": "S3/cam2/f77.jpg"}
 
 
 def test_mark_wrong_draw_missed_gap_and_save(kafka_settings: Settings, dashboard_factory: Any,
-                                            page: Any) -> None:  # fmt: skip
+                                            page: Any) -> None:
     run_async(ensure_topics(kafka_settings))
     frame(kafka_settings.frames_dir / "S3" / "cam2" / "f77.jpg")
     obs_m = observation("M", [{"cls": "product", "conf": 0.93, "box": [20.0, 60.0, 110.0, 200.0]},
-                              {"cls": "gap", "conf": 0.41, "box": WRONG_GAP}])  # fmt: skip
+                              {"cls": "gap", "conf": 0.41, "box": WRONG_GAP}])
     # SKU N's slot of the same frame: its product belongs in the saved example as well.
     obs_n = observation("N", [{"cls": "product", "conf": 0.9, "box": [240.0, 60.0, 380.0, 200.0]}])
     alert = {"alert_id": "lab-1", "ts": ts(6), "store_id": "S3", "sku": "M", "type": "PHANTOM_STOCK",
              "status": "open", "severity": "medium", "message": "camera sees a gap", "action": "recount M",
-             "evidence": {"shelf_qty": 4, "observation": obs_m}}  # fmt: skip
+             "evidence": {"shelf_qty": 4, "observation": obs_m}}
     run_async(produce(kafka_settings, [("shelf.observations", "S3:N", obs_n), ("alerts", "S3:M", alert)]))
     dash = dashboard_factory(kafka_settings)
     page.goto(dash.url)

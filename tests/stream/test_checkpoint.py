@@ -51,7 +51,7 @@ def alert(sku: str) -> Alert:
     return Alert.model_validate({"alert_id": f"S1:{sku}:RESTOCK_SHELF:1", "type": "RESTOCK_SHELF",
                                  "status": "open", "store_id": "S1", "sku": sku, "ts": datetime(2026, 11, 27, 9, 1, tzinfo=UTC),
                                  "severity": "high", "message": "shelf low", "action": "move 3 units",
-                                 "evidence": {}})  # fmt: skip
+                                 "evidence": {}})
 
 
 async def test_alerts_are_on_the_broker_before_the_books_that_record_them() -> None:
@@ -88,7 +88,7 @@ async def test_offsets_are_marked_only_after_everything_produced_is_flushed() ->
 
     await checkpoint.commit(mark)
     assert producer.log == ["send inventory.state", "send inventory.state",
-                            "buffer.flush", "buffer.flush", "buffer.flush", "flush", "mark"]  # fmt: skip
+                            "buffer.flush", "buffer.flush", "buffer.flush", "flush", "mark"]
 
 
 async def test_a_failed_flush_leaves_the_offsets_unmarked() -> None:

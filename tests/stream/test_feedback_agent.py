@@ -16,7 +16,7 @@ from tests.stream.test_agents import app_and_sent  # noqa: F401 - the fixture
 
 def feedback(n: int, verdict: str = "false_alarm", alert_type: str = "STOCKOUT_RISK") -> dict[str, Any]:
     return {"event_id": f"fb-{n}", "ts": ts(n), "alert_id": "al-1", "store_id": "S1", "sku": "A",
-            "alert_type": alert_type, "verdict": verdict, "source": "dashboard"}  # fmt: skip
+            "alert_type": alert_type, "verdict": verdict, "source": "dashboard"}
 
 
 async def test_feedback_tunes_the_book_bounded_idempotent_and_reversible(app_and_sent: Any) -> None:  # noqa: F811

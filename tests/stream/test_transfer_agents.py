@@ -24,7 +24,7 @@ from tests.stream.test_agents import Sent
 @pytest.fixture
 def transfer_app(settings_factory: Any) -> Iterator[tuple[faust.App, Sent]]:
     settings = settings_factory(kafka_bootstrap="127.0.0.1:1", store="memory://", batch_within_s=0.01,
-                                transfers=True)  # fmt: skip
+                                transfers=True)
     app = create_app(settings)
     app.finalize()
     sent = Sent()
@@ -41,10 +41,10 @@ def transfer_app(settings_factory: Any) -> Iterator[tuple[faust.App, Sent]]:
 
 
 def state(store: str, shelf: int, back: int, stockout: float | None, rate: float, version: int,
-          ts: str = "2026-11-28T14:00:00Z") -> dict[str, Any]:  # fmt: skip
+          ts: str = "2026-11-28T14:00:00Z") -> dict[str, Any]:
     return {"ts": ts, "store_id": store, "sku": "P", "shelf_qty": shelf, "backroom_qty": back, "shelf_capacity": 100,
             "demand_per_hour": rate, "hours_to_stockout": stockout, "min_shelf_qty": 0, "lead_time_hours": 72.0,
-            "lead_time_demand": rate * 72, "safety_stock": 10.0, "version": version, "unit_cost": 2.0}  # fmt: skip
+            "lead_time_demand": rate * 72, "safety_stock": 10.0, "version": version, "unit_cost": 2.0}
 
 
 async def put(app: faust.App, agent: str, items: list[tuple[bytes, bytes]]) -> None:
@@ -82,4 +82,4 @@ async def test_states_are_rekeyed_by_sku_with_the_next_order_and_planned_across_
     s1b = state("S1", 100, 200, 150.0, 2.0, 63, ts="2026-11-28T16:00:00Z") | {"supplier_eta": "2026-12-01T14:00:00+00:00"}
     await put(app, "transfers", [(b"P", orjson.dumps(s1b))])
     assert [(a["type"], a["status"], a["alert_id"]) for a in sent("alerts")][-1] == ("TRANSFER", "resolved",
-                                                                                    opened["alert_id"])  # fmt: skip
+                                                                                    opened["alert_id"])

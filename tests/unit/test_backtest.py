@@ -171,7 +171,7 @@ def test_staff_check_a_silent_shelf_fill_it_and_count_it() -> None:
     sim = StoreSimulator(SimConfig(stores=1, skus=1, days=1, seed=1))
     item = item_of(sim)
     staff.on_alert({"type": "CHECK_SHELF", "status": "open", "store_id": item.store_id,
-                    "sku": item.catalog.sku, "ts": T.isoformat()})  # fmt: skip
+                    "sku": item.catalog.sku, "ts": T.isoformat()})
     assert staff(item, T + timedelta(minutes=45)) == item.catalog.shelf_capacity - 2
     assert staff.recount(item.key) and staff.counts == 1
 

@@ -204,11 +204,11 @@ def test_non_finite_prices_are_rejected(tmp_path: Path) -> None:
     raw = write(tmp_path, "event_id,ts,store_id,sku,qty,unit_price\n"
                 "e1,2026-11-27T09:00:00Z,S1,A,1,Infinity\ne2,2026-11-27T09:00:00Z,S1,A,1,1e309\n"
                 "e3,2026-11-27T09:00:00Z,S1,A,1,NaN\ne4,2026-11-27T09:00:00Z,S1,A,1,-inf\n"
-                "e5,2026-11-27T09:00:00Z,S1,A,1,2.5\n")  # fmt: skip
+                "e5,2026-11-27T09:00:00Z,S1,A,1,2.5\n")
     s = clean(raw, tmp_path / "o", fmt="csv")
     assert s.rows_out == 1 and s.rejects_by_code == {"bad_price": 4}
     cat = write(tmp_path, "sku,name,category,shelf_capacity,min_shelf_qty,lead_time_hours,case_pack,unit_cost\n"
-                "A,a,c,10,2,24,6,inf\nB,b,c,10,2,24,6,1.5\n", "cat.csv")  # fmt: skip
+                "A,a,c,10,2,24,6,inf\nB,b,c,10,2,24,6,1.5\n", "cat.csv")
     assert clean(cat, tmp_path / "o").rejects_by_code == {"bad_price": 1}
 
 
@@ -216,7 +216,7 @@ def test_catalog_rows_pass_the_records_own_validation(tmp_path: Path) -> None:
     # One rule for the API and `clean`: min_shelf_qty above shelf_capacity is refused with the
     # message of records.CatalogSku.
     cat = write(tmp_path, "sku,name,category,shelf_capacity,min_shelf_qty,lead_time_hours,case_pack\n"
-                "A,a,c,10,12,24,6\nB,b,c,10,10,24,6\n", "cat.csv")  # fmt: skip
+                "A,a,c,10,12,24,6\nB,b,c,10,10,24,6\n", "cat.csv")
     s = clean(cat, tmp_path / "o")
     assert s.rows_out == 1 and s.rejects_by_code == {"invalid_record": 1}
     (rej,) = rejects(s.outputs["rejects"])
@@ -226,7 +226,7 @@ def test_catalog_rows_pass_the_records_own_validation(tmp_path: Path) -> None:
 def test_far_future_rows_are_rejected_against_the_files_own_latest_time(tmp_path: Path) -> None:
     lines = [f"e{i},2026-11-27T{8 + i // 60:02d}:{i % 60:02d}:00Z,S1,A,1" for i in range(100)]
     lines += ["x1,2100-12-31T00:00:00Z,S1,A,1", "x2,2026-12-02T00:00:00Z,S1,B,1",
-              "ok,2026-11-28T09:00:00Z,S1,A,1"]  # fmt: skip
+              "ok,2026-11-28T09:00:00Z,S1,A,1"]
     raw = write(tmp_path, "event_id,ts,store_id,sku,qty\n" + "\n".join(lines) + "\n")
     s = clean(raw, tmp_path / "o", max_future_hours=24)
     assert s.rejects_by_code == {"ts_far_future": 2} and s.ts_max == "2026-11-28T09:00:00Z"

@@ -27,7 +27,7 @@ def fb(verdict: str = "false_alarm", alert_type: str = "CHECK_SHELF", sku: str =
     return AlertFeedback.model_validate({
         "event_id": f"fb-{next(_n)}", "ts": T, "alert_id": "al-1", "store_id": "S1", "sku": sku,
         "alert_type": alert_type, "verdict": verdict, "source": "api",
-    })  # fmt: skip
+    })
 
 
 def test_each_false_alarm_is_one_step_bounded_logged_and_undone(caplog: pytest.LogCaptureFixture) -> None:
@@ -58,7 +58,7 @@ def _state(**kw: Any) -> InventoryState:
         "ts": T, "store_id": "S1", "sku": "A", "shelf_qty": 10, "backroom_qty": 20, "shelf_capacity": 30,
         "min_shelf_qty": 4, "demand_per_hour": 1.0, "hours_to_shelf_out": 10.0, "hours_to_stockout": 30.0,
         "version": 1, **kw,
-    })  # fmt: skip
+    })
 
 
 def test_tuned_books_look_less_far_ahead() -> None:
@@ -83,7 +83,7 @@ async def test_dashboard_false_alarm_route(settings_factory: Callable[..., Setti
     view = app.state.view
     view.apply_alert({"alert_id": "al-1", "ts": "2026-11-27T09:00:00Z", "store_id": "S1", "sku": "A",
                       "type": "CHECK_SHELF", "status": "open", "severity": "medium", "message": "m",
-                      "action": "check", "evidence": {}})  # fmt: skip
+                      "action": "check", "evidence": {}})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
         r = await client.post("/api/alerts/al-1/false-alarm")
         assert r.status_code == 200 and r.json()["false_alarm"] is True
@@ -106,7 +106,7 @@ async def test_dashboard_feedback_goes_to_the_topic_or_503(settings_factory: Cal
     view = LiveView()
     view.apply_alert({"alert_id": "al-2", "ts": "2026-11-27T09:00:00Z", "store_id": "S1", "sku": "B",
                       "type": "RESTOCK_SHELF", "status": "open", "severity": "low", "message": "m",
-                      "action": "move", "evidence": {}})  # fmt: skip
+                      "action": "move", "evidence": {}})
     sent: list[tuple[str, str, bytes]] = []
     broken = False
 

@@ -115,7 +115,7 @@ def test_cli_history_json_and_plots(tmp_path: Path) -> None:
 
     path = write_history(tmp_path / "s.csv", days=30)
     res = CliRunner().invoke(app, ["backtest", "--history", str(path), "--history-warmup-days", "21",
-                                   "--no-compare", "--top", "1", "--plots", str(tmp_path / "img")])  # fmt: skip
+                                   "--no-compare", "--top", "1", "--plots", str(tmp_path / "img")])
     assert res.exit_code == 0, res.output
     assert "seasonal naive" in res.output and "reorder policy" in res.output
     assert (tmp_path / "img" / "history-forecast.png").stat().st_size > 1000

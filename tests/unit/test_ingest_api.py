@@ -249,7 +249,7 @@ async def test_empty_token_is_unset_and_keeps_the_host_check(make_client) -> Non
     client, _ = make_client(dashboard_token="tok")
     async with client:
         r = await client.post("/api/v1/sales", json=SALE, headers={"host": "ingest.example",
-                                                                   "authorization": "Bearer tok"})  # fmt: skip
+                                                                   "authorization": "Bearer tok"})
         assert r.status_code == 202
 
 
@@ -308,7 +308,7 @@ async def test_validation_runs_off_the_event_loop(make_client, monkeypatch) -> N
          ["body", "unit_price"]),
         ("catalog/skus", orjson.dumps({**SKU, "shelf_capacity": 10, "min_shelf_qty": 12}), ["body"]),
     ],
-)  # fmt: skip
+)
 async def test_values_that_slipped_through_are_refused(make_client, path, raw, field) -> None:  # type: ignore[no-untyped-def]
     client, pub = make_client()
     async with client:
@@ -349,7 +349,7 @@ async def test_docs_are_served_locally_with_a_csp(settings_factory) -> None:  # 
         assert js.status_code == 200 and len(js.content) > 100_000
         assert (await c.get("/static/swagger-ui/LICENSE")).status_code == 200
         for r in (docs, js, await c.get("/openapi.json"), await c.post("/api/v1/sales", json={"qty": 0}),
-                  await c.get("/healthz")):  # fmt: skip
+                  await c.get("/healthz")):
             csp = r.headers.get("content-security-policy", "")
             assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, r.url
             assert r.headers["x-content-type-options"] == "nosniff"

@@ -29,7 +29,7 @@ BOXES = [
 def observation(sku: str, boxes: list[dict[str, Any]], frame: str = "fr-1", uri: str = "S1/cam1/f1.jpg") -> dict[str, Any]:
     return {"ts": "2026-11-27T09:00:00Z", "store_id": "S1", "sku": sku, "camera_id": "cam1",
             "frame_event_id": frame, "facings_expected": 3, "facings_visible": 2, "fill_ratio": 0.67,
-            "confidence": 0.8, "boxes": boxes, "frame_uri": uri}  # fmt: skip
+            "confidence": 0.8, "boxes": boxes, "frame_uri": uri}
 
 
 @pytest.fixture
@@ -44,13 +44,13 @@ def make(settings_factory: Callable[..., Settings], tmp_path: Path) -> Callable[
         view = app.state.view
         view.apply_alert({"alert_id": "al-1", "ts": "2026-11-27T09:10:00Z", "store_id": "S1", "sku": "A",
                           "type": "PHANTOM_STOCK", "status": "open", "severity": "medium", "message": "m",
-                          "action": "recount", "evidence": {"observation": observation("A", BOXES)}})  # fmt: skip
+                          "action": "recount", "evidence": {"observation": observation("A", BOXES)}})
         # Another slot (SKU B) of the same frame: its product box belongs in the example too.
         view.apply_observation(observation("B", [{"cls": "product", "conf": 0.7, "box": [300.0, 40.0, 380.0, 180.0]}]))
         view.apply_alert({"alert_id": "al-out", "ts": "2026-11-27T09:10:00Z", "store_id": "S1", "sku": "C",
                           "type": "PHANTOM_STOCK", "status": "open", "severity": "medium", "message": "m",
                           "action": "recount", "evidence": {"observation": observation(
-                              "C", BOXES, "fr-9", str(tmp_path / "outside.jpg"))}})  # fmt: skip
+                              "C", BOXES, "fr-9", str(tmp_path / "outside.jpg"))}})
         return app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
 
     return build
@@ -60,7 +60,7 @@ async def test_save_writes_the_example_and_get_lists_it(make: Any) -> None:
     app, c = make()
     assert (await c.get("/api/labels")).json()["count"] == 0
     body = {"alert_id": "al-1", "frame_event_id": "fr-1", "wrong": [[120, 40, 200, 180]],
-            "drawn": [[0.5, 0.25, 0.7, 0.75]], "units": "norm"}  # fmt: skip
+            "drawn": [[0.5, 0.25, 0.7, 0.75]], "units": "norm"}
     r = await c.post("/api/labels", json=body, headers={"origin": BASE})
     assert r.status_code == 201, r.text
     saved = r.json()

@@ -41,7 +41,7 @@ def test_a_catalog_tombstone_deletes_and_bad_entries_are_dead_lettered(settings:
 def test_planograms_must_be_keyed_by_store_and_camera(settings: Settings) -> None:
     proc = PlanogramProcessor(settings)
     pg = Planogram(store_id="S1", camera_id="cam1",
-                   slots=[PlanogramSlot(sku="A", box=[0.0, 0.0, 0.5, 0.5], facings=2)])  # fmt: skip
+                   slots=[PlanogramSlot(sku="A", box=[0.0, 0.0, 0.5, 0.5], facings=2)])
     ok = proc.process(msg("catalog.planograms", b"S1:cam1", pg.to_json()))
     assert ok.dead is None and ok.value == pg.to_dict()
     wrong = proc.process(msg("catalog.planograms", b"S1:cam2", pg.to_json()))

@@ -67,7 +67,7 @@ def test_invoice_lines_with_cancellations_and_fee_lines(tmp_path: Path) -> None:
     assert s.rows_in == 17 and s.rows_out == 4
     assert s.returns_by_code == {"cancellation": 1, "return": 1}
     assert s.set_aside_by_code == {"postage": 1, "fee": 2, "manual": 1, "discount": 1,
-                                   "stock_correction": 2, "voucher": 1}  # fmt: skip
+                                   "stock_correction": 2, "voucher": 1}
     assert s.rejects_by_code == {"duplicate_row": 1, "qty_out_of_range": 1, "bad_ts": 1}
     out = rows(s.outputs["data"])
     assert {r["sku"] for r in out} == {"85123A", "71053", "22633", "84029E"}
@@ -155,7 +155,7 @@ def test_cli_prints_the_suggested_map(tmp_path: Path) -> None:
     assert "--map Articulo=sku" in text and "--map Fecha=ts" in text and "Cantidad" in text
     res = CliRunner().invoke(app, ["clean", str(DATA / "unmappable.csv"), "--out", str(tmp_path), "--json",
                                    "--map", "Fecha=ts", "--map", "Articulo=sku", "--map", "Cantidad=qty",
-                                   "--store", "S9"])  # fmt: skip
+                                   "--store", "S9"])
     assert res.exit_code == 0, res.output
     assert '"rows_out": 2' in res.output
 

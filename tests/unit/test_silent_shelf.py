@@ -69,7 +69,7 @@ def test_resolved_by_a_sale_a_look_or_the_records_reaching_zero(how: str) -> Non
     [opened] = watch.advance(T0 + 2 * H)
     t = T0 + 2.5 * H
     kwargs = {"sale": {"last_sale": t, "looked": None, "shelf": 5}, "look": {"last_sale": None, "looked": t, "shelf": 6},
-              "empty": {"last_sale": None, "looked": None, "shelf": 0}}[how]  # fmt: skip
+              "empty": {"last_sale": None, "looked": None, "shelf": 0}}[how]
     [resolved] = watch.observe("S1", "A", rate_at=flat(4.0), ready=True, now=t, **kwargs)  # type: ignore[arg-type]
     assert (resolved.alert_id, resolved.status, resolved.type) == (opened.alert_id, "resolved", "CHECK_SHELF")
     # An event that is neither (a receive into the backroom) leaves an open alert open.
@@ -86,7 +86,7 @@ def test_silence_restarts_at_a_look_and_ids_are_deterministic() -> None:
         watch.observe("S1", "A", shelf=1, last_sale=T0, looked=None, rate_at=flat(3.0), ready=True, now=T0)
         # Counted 0.5 h later: the silence is measured from the count.
         watch.observe("S1", "A", shelf=1, last_sale=None, looked=T0 + 0.5 * H, rate_at=flat(3.0), ready=True,
-                      now=T0 + 0.5 * H)  # fmt: skip
+                      now=T0 + 0.5 * H)
         assert watch.advance(T0 + 1.2 * H) == []  # ln(20)/3 = 1.0 h after T0, but not after the count
         return [a.alert_id for a in watch.advance(T0 + 1.6 * H)]
 
@@ -124,7 +124,7 @@ def test_the_worker_raises_check_shelf_as_event_time_advances(settings_factory) 
 
     proc, table = InventoryProcessor(settings_factory(silent_shelf=True, silent_shelf_threshold=1e-4)), {}
     _feed(proc, table, [scan("receive", 400, sku=s) for s in "AB"] + [scan("move_to_shelf", 40, sku=s) for s in "AB"],
-          "backroom.scans")  # fmt: skip
+          "backroom.scans")
     alerts = []
     for m in range(0, 72 * 60, 15):  # both sell one every 15 minutes, for three days
         res = _feed(proc, table, [sale(sku="A", minutes=m), sale(sku="B", minutes=m)], "pos.sales")
@@ -166,7 +166,7 @@ def _sell(watch: SilentShelf, sku: str, rate: float, gaps_h: list[float], shelf:
     for g in gaps_h:
         t += g * H
         watch.observe("S1", sku, shelf=shelf, last_sale=t, looked=None, rate_at=flat(rate), ready=True, now=t,
-                      sales=[(t, qty)])  # fmt: skip
+                      sales=[(t, qty)])
     return t
 
 

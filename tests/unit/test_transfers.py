@@ -16,13 +16,13 @@ from backroom.transfers import StoreNetwork, TransferPlanner
 NET = StoreNetwork.from_records([
     {"store_id": "S1", "transfer_hours": {"S2": 4, "S3": 10}},
     {"store_id": "S3", "transfer_hours": {"S1": 12}},  # S3 -> S1 is slower than S1 -> S3
-])  # fmt: skip
+])
 
 
 def st(store: str, shelf: int, back: int, rate: float, stockout: float | None, **kw: Any) -> dict[str, Any]:
     return {"store_id": store, "sku": "A", "shelf_qty": shelf, "backroom_qty": back, "demand_per_hour": rate,
             "hours_to_stockout": stockout, "min_shelf_qty": 2, "lead_time_hours": 48.0,
-            "supplier_eta_hours": 48.0, **kw}  # fmt: skip
+            "supplier_eta_hours": 48.0, **kw}
 
 
 def test_network_is_symmetric_unless_a_store_says_otherwise() -> None:
@@ -78,7 +78,7 @@ def test_the_desk_opens_one_transfer_alert_and_resolves_it_when_the_need_passes(
     assert (opened.type, opened.status, opened.store_id, opened.severity) == ("TRANSFER", "open", "S1", "high")
     assert opened.evidence["from_store"] == "S2" and opened.evidence["qty"] == 38
     assert opened.evidence["expected_lost"] == {"units": 38.0, "value": 76.0, "hours": 38.0, "price": 2.0,
-                                                "price_source": "catalog unit_cost"}  # fmt: skip
+                                                "price_source": "catalog unit_cost"}
     assert desk.evaluate(short, now) == []  # still needed: one open alert, no repeats
     [resolved] = desk.evaluate([st("S1", 40, 20, 1.0, 60.0), st("S2", 60, 40, 1.0, 100.0)], now)
     assert (resolved.alert_id, resolved.status) == (opened.alert_id, "resolved")
@@ -110,9 +110,9 @@ def test_the_board_plans_one_sku_from_each_stores_latest_position_at_event_time(
     t0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
     def pos(store: str, shelf: int, back: int, stockout: float | None, at: float, version: int,
-            eta: float | None = None) -> dict[str, Any]:  # fmt: skip
+            eta: float | None = None) -> dict[str, Any]:
         d = st(store, shelf, back, 1.0, stockout, ts=(t0 + timedelta(hours=at)).isoformat(), version=version,
-               unit_cost=2.0)  # fmt: skip
+               unit_cost=2.0)
         d.pop("supplier_eta_hours")
         if eta is not None:
             d["supplier_eta"] = (t0 + timedelta(hours=eta)).isoformat()

@@ -50,7 +50,7 @@ def store(tmp_path: Path, frames: Path) -> LabelStore:
 def request(**kw: Any) -> LabelRequest:
     values: dict[str, Any] = dict(frame_uri="S1/cam1/f1.jpg", frame_event_id="fr-1", store_id="S1",
                                   camera_id="cam1", boxes=BOXES, frame_ts="2026-11-27T09:00:00+00:00",
-                                  labelled_ts="2026-11-27T09:05:00+00:00")  # fmt: skip
+                                  labelled_ts="2026-11-27T09:05:00+00:00")
     values.update(kw)
     return LabelRequest(**values)
 
@@ -67,7 +67,7 @@ def test_yolo_lines_wrong_gap_dropped_and_drawn_gap_added(store: LabelStore) -> 
     assert saved.image.suffix == ".jpg"
     meta = json.loads((store.meta_dir / f"{saved.id}.json").read_text())
     assert meta["changes"] == {"wrong_gaps": [[120.0, 40.0, 200.0, 180.0]],
-                               "drawn_gaps": [[210.0, 50.0, 290.0, 170.0]]}  # fmt: skip
+                               "drawn_gaps": [[210.0, 50.0, 290.0, 170.0]]}
     assert meta["frame_event_id"] == "fr-1" and meta["store_id"] == "S1" and meta["camera_id"] == "cam1"
     assert meta["frame_ts"] == "2026-11-27T09:00:00+00:00" and meta["by"] == "operator"
     assert meta["counts"] == {"product": 1, "gap": 2} and (meta["width"], meta["height"]) == (W, H)
@@ -77,7 +77,7 @@ def test_yolo_lines_wrong_gap_dropped_and_drawn_gap_added(store: LabelStore) -> 
 
 def test_normalised_drawn_boxes_and_png_frames(store: LabelStore) -> None:
     saved = store.save(request(frame_uri="S1/cam1/f2.png", frame_event_id="fr-2",
-                               drawn=[[0.5, 0.25, 0.75, 0.75]], units="norm"))  # fmt: skip
+                               drawn=[[0.5, 0.25, 0.75, 0.75]], units="norm"))
     assert saved.image.suffix == ".png"
     assert read_yolo_labels(saved.label)[-1] == (1, 0.625, 0.5, 0.25, 0.5)
     assert saved.meta["changes"]["drawn_gaps"] == [[200.0, 50.0, 300.0, 150.0]]
@@ -101,7 +101,7 @@ def test_frames_outside_the_frame_root_are_refused(store: LabelStore, tmp_path: 
     (store.frame_root / "S1" / "cam1" / "notes.jpg").write_text("not an image")
     for uri, status in [("../secret.jpg", 400), (str(tmp_path / "secret.jpg"), 400),
                         ("S1/cam1/link.jpg", 400), ("http://x/y.jpg", 400),
-                        ("S1/cam1/missing.jpg", 404), ("S1/cam1/notes.jpg", 400)]:  # fmt: skip
+                        ("S1/cam1/missing.jpg", 404), ("S1/cam1/notes.jpg", 400)]:
         with pytest.raises(LabelError) as err:
             store.save(request(frame_uri=uri))
         assert err.value.status == status, uri
@@ -155,10 +155,10 @@ def test_cli_export_round_trip(store: LabelStore, tmp_path: Path) -> None:
 
     store.save(request(wrong=[[120, 40, 200, 180]], drawn=[[210.5, 50, 290, 170.25]]))
     env = {**os.environ, "BACKROOM_DATA_DIR": str(store.root.parent),
-           "BACKROOM_FRAME_ROOT": str(store.frame_root), "PYTHONPATH": str(Path(__file__).resolve().parents[3])}  # fmt: skip
+           "BACKROOM_FRAME_ROOT": str(store.frame_root), "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     out = tmp_path / "yolo"
     res = subprocess.run([sys.executable, "-m", "cli.main", "labels", "export", str(out), "--json"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     assert summary["images"] == 1 and summary["boxes"] == {"product": 1, "gap": 2}
@@ -172,12 +172,12 @@ def test_cli_export_round_trip(store: LabelStore, tmp_path: Path) -> None:
         (spec["names"][c], round((cx - w / 2) * W, 2), round((cy - h / 2) * H, 2),
          round((cx + w / 2) * W, 2), round((cy + h / 2) * H, 2))
         for c, cx, cy, w, h in read_yolo_labels(label)
-    )  # fmt: skip
+    )
     assert pixels == [("gap", 210.5, 50.0, 290.0, 170.25), ("gap", 300.0, 40.0, 380.0, 180.0),
-                      ("product", 20.0, 40.0, 100.0, 180.0)]  # fmt: skip
+                      ("product", 20.0, 40.0, 100.0, 180.0)]
 
     res = subprocess.run([sys.executable, "-m", "cli.main", "labels", "export", str(store.root / "x")],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "inside the label store" in res.stderr
 
 
