@@ -22,6 +22,7 @@ Every change is logged (`backroom.feedback`) and kept in `history` with before a
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,24 @@ class FeedbackTuner:
     def type_steps(self, key: str) -> dict[str, int]:
         """The steps of one store×SKU by alert type (what its alert book carries)."""
         return {t: n for (k, t), n in self.levels.items() if k == key}
+
+
+def apply_to_book(book: Mapping[str, Any] | None, fb: AlertFeedback, keep_ids: int = 32,
+                  ) -> tuple[dict[str, Any], FeedbackTuner] | None:
+    """One feedback event applied to its store×SKU's alert book: the book with its tuning steps
+    and the ids of the last `keep_ids` feedback events applied, and the tuner holding the key's
+    steps. None when the book already applied this event (a redelivery changes nothing)."""
+    key = f"{fb.store_id}:{fb.sku}"
+    new = dict(book or {})
+    seen = list(new.get("feedback_ids", []))
+    if fb.event_id in seen:
+        return None
+    tuner = FeedbackTuner(levels={(key, t): n for t, n in (new.get("tuning") or {}).items()})
+    change = tuner.apply(fb)
+    new["feedback_ids"] = [*seen[-(keep_ids - 1):], fb.event_id]
+    if change is not None:
+        new["tuning"] = tuner.type_steps(key)
+    return new, tuner
 
 
 def lookahead(steps: int) -> float:

@@ -17,7 +17,7 @@ from typing import Any
 
 import faust
 
-from backroom.feedback import FeedbackTuner
+from backroom.feedback import apply_to_book
 from backroom.processing import InventoryProcessor, RawMessage, dead_letter
 from backroom.records import AlertFeedback, InvalidEvent, decode
 from backroom.settings import Settings
@@ -30,16 +30,10 @@ def add_feedback_agent(app: faust.App, settings: Settings, topic: faust.TopicT, 
     async def apply(fb: AlertFeedback) -> None:
         key = f"{fb.store_id}:{fb.sku}"
         async with lock:
-            book = dict(alert_books.get(key) or {})
-            seen = list(book.get("feedback_ids", []))
-            if fb.event_id in seen:
+            applied = apply_to_book(alert_books.get(key), fb, KEEP_IDS)
+            if applied is None:
                 return
-            tuner = FeedbackTuner(levels={(key, t): n for t, n in (book.get("tuning") or {}).items()})
-            change = tuner.apply(fb)
-            book["feedback_ids"] = [*seen[-(KEEP_IDS - 1):], fb.event_id]
-            if change is not None:
-                book["tuning"] = tuner.type_steps(key)
-            alert_books[key] = book
+            alert_books[key], tuner = applied
         if inventory.silent is not None:
             inventory.silent.set_threshold(key, tuner.silent_threshold(settings.silent_shelf_threshold, key))
             if fb.alert_type == "CHECK_SHELF" and fb.verdict == "false_alarm":

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from backroom.alerts import AlertBook, AlertEngine
-from backroom.feedback import MAX_STEPS, FeedbackTuner, lookahead
+from backroom.feedback import MAX_STEPS, FeedbackTuner, apply_to_book, lookahead
 from backroom.records import AlertFeedback, InventoryState
 from backroom.settings import Settings
 from dashboard.server import create_app
@@ -128,3 +128,20 @@ async def test_dashboard_feedback_goes_to_the_topic_or_503(settings_factory: Cal
         view.mark_feedback("al-2", False)
         r = await client.post("/api/alerts/al-2/false-alarm")
         assert r.status_code == 503 and view.get_alert("al-2")["false_alarm"] is False
+
+
+def test_a_book_takes_feedback_once_keeps_its_other_fields_and_a_bounded_id_list() -> None:
+    first = fb()
+    applied = apply_to_book({"open": {"X": 1}}, first, keep_ids=3)
+    assert applied is not None
+    book, tuner = applied
+    assert book["open"] == {"X": 1} and book["tuning"] == {"CHECK_SHELF": 1}
+    assert book["feedback_ids"] == [first.event_id] and tuner.steps("S1:A", "CHECK_SHELF") == 1
+    assert apply_to_book(book, first) is None  # a redelivery changes nothing
+    for _ in range(4):
+        applied = apply_to_book(book, fb(), keep_ids=3)
+        assert applied is not None
+        book = applied[0]
+    assert len(book["feedback_ids"]) == 3 and book["tuning"] == {"CHECK_SHELF": MAX_STEPS}
+    undo = apply_to_book(book, fb("undo"))
+    assert undo is not None and undo[0]["tuning"] == {"CHECK_SHELF": MAX_STEPS - 1}
