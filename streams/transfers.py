@@ -14,8 +14,9 @@ Registered by `streams.app.create_app` (`add_transfer_agents`); the rules are pl
 - `transfers` consumes `inventory.by-sku`: all stores' positions of one SKU land on one partition,
   where the `transfer-boards` table keeps them (a `TransferBoard` per SKU, with its open
   suggestions). Each position plans the SKU again at event time (the newest position's ts); the
-  TRANSFER opens and resolutions go to `alerts` (keyed by the receiving store×SKU) before the
-  board that records them is written, as the alert books do.
+  TRANSFER opens and resolutions go to `alerts` (keyed by the receiving store×SKU) and are
+  flushed before the board that records them is written: the worker's `Checkpoint` steps 1-3, as
+  for the alert books (a board written ahead of a lost alert would never send it again).
 - `stores` keeps `catalog.stores` in a global table: every worker needs the whole network.
 Malformed records go to `dead-letter` with the reason.
 """
@@ -33,6 +34,7 @@ from backroom.processing import RawMessage, dead_letter
 from backroom.records import Alert, InvalidEvent, InventoryState, SkuPosition, StoreInfo, decode
 from backroom.settings import Settings
 from backroom.transfers import StoreNetwork, TransferBoard
+from streams.checkpoint import Checkpoint
 
 
 def next_arrival(book: dict[str, Any] | None, after: str) -> str | None:
@@ -59,6 +61,7 @@ def add_transfer_agents(app: faust.App, settings: Settings, topics: Any, alert_b
         help="per SKU: each store's latest position and the open TRANSFER suggestions",
     ))
     app.backroom_tables.update({"stores": stores, "transfer_boards": boards})  # type: ignore[attr-defined]
+    checkpoint = Checkpoint(lambda: app.producer)
 
     async def dead(topic_name: str, event: Any, reason: str) -> None:
         msg = event.message
@@ -93,9 +96,11 @@ def add_transfer_agents(app: faust.App, settings: Settings, topics: Any, alert_b
             network = StoreNetwork.from_records(v for v in stores.values() if v)
             board = TransferBoard.from_dict(boards.get(pos.sku))
             alerts: list[Alert] = board.update(pos.to_dict(), network)
-            for alert in order_by_cost(alerts):
-                await topics.alerts.send(key=f"{alert.store_id}:{alert.sku}".encode(), value=alert.to_json())
-            boards[pos.sku] = board.to_dict()
+
+            def write(sku: str = pos.sku, board: TransferBoard = board) -> None:
+                boards[sku] = board.to_dict()
+
+            await checkpoint.alerts_then_books(topics.alerts.get_topic_name(), order_by_cost(alerts), write)
 
     @app.agent(stores_topic, name="stores")
     async def stores_agent(stream: faust.StreamT) -> None:

@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from streams.app import create_app
+from streams.checkpoint import Checkpoint
 from tests.stream.test_agents import Sent
 
 
@@ -33,10 +34,25 @@ def transfer_app(settings_factory: Any) -> Iterator[tuple[faust.App, Sent]]:
         sent.by_topic.setdefault(self.get_topic_name(), []).append(orjson.loads(value or b"null"))
         sent.keys.setdefault(self.get_topic_name(), []).append(key)  # type: ignore[attr-defined]
 
+    async def fake_produce(self: Any, topic: str, key: bytes | None, value: bytes | None, *_: Any, **__: Any) -> None:
+        sent.by_topic.setdefault(topic, []).append(orjson.loads(value or b"null"))
+        sent.keys.setdefault(topic, []).append(key)  # type: ignore[attr-defined]
+        sent.log.append(("produce", topic))  # type: ignore[attr-defined]
+
+    async def fake_flush(self: Any) -> None:
+        sent.log.append(("flush", ""))  # type: ignore[attr-defined]
+
+    def fake_changelog(self: faust.Table, *_: Any, **__: Any) -> Any:
+        sent.log.append(("changelog", self.name))  # type: ignore[attr-defined]
+        return changelog.return_value
+
     changelog = MagicMock()
     changelog.return_value.message.partition = 0
     sent.keys = {}  # type: ignore[attr-defined]
-    with patch.object(faust.Topic, "send", fake_send), patch.object(faust.Table, "send_changelog", changelog):
+    sent.log = []  # type: ignore[attr-defined]
+    # Dead letters and the re-keyed states go through Topic.send; alerts through the Checkpoint (the producer).
+    with patch.object(faust.Topic, "send", fake_send), patch.object(type(app.producer), "send", fake_produce), \
+         patch.object(Checkpoint, "flush", fake_flush), patch.object(faust.Table, "send_changelog", fake_changelog):
         yield app, sent
 
 
@@ -83,3 +99,20 @@ async def test_states_are_rekeyed_by_sku_with_the_next_order_and_planned_across_
     await put(app, "transfers", [(b"P", orjson.dumps(s1b))])
     assert [(a["type"], a["status"], a["alert_id"]) for a in sent("alerts")][-1] == ("TRANSFER", "resolved",
                                                                                     opened["alert_id"])
+
+
+async def test_a_transfer_alert_is_flushed_before_the_board_that_records_it(transfer_app: Any) -> None:
+    """A board written ahead of its alert would, after a crash that lost the alert in flight,
+    hold the suggestion as open and never send it again."""
+    app, sent = transfer_app
+    await put(app, "stores", [(b"S1", orjson.dumps({"store_id": "S1", "transfer_hours": {"S2": 4}}))])
+    s1 = state("S1", 40, 0, 20.0, 2.0, 62) | {"supplier_eta": "2026-12-01T14:00:00+00:00"}
+    s2 = state("S2", 85, 400, None, 0.6, 17, ts="2026-11-28T13:00:00Z")
+    sent.log.clear()
+    await put(app, "transfers", [(b"P", orjson.dumps(s2)), (b"P", orjson.dumps(s1))])
+    assert [a["type"] for a in sent("alerts")] == ["TRANSFER"]
+    log = [(kind, name) for kind, name in sent.log if kind != "changelog" or name.endswith("transfer-boards")]
+    alert = log.index(("produce", app.backroom_topics.alerts.get_topic_name()))
+    boards = [i for i, (kind, _) in enumerate(log) if kind == "changelog"]
+    assert len(boards) == 2 and boards[0] < alert < boards[1], log  # S2's position, then S1's with the alert
+    assert ("flush", "") in log[alert:boards[1]], log
