@@ -9,12 +9,26 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from backroom.settings import get_settings
+from backroom.settings import Settings, get_settings
 
 bench_app = typer.Typer(help="Benchmarks: one JSON object each with --json.", no_args_is_help=True)
+
+
+def _broker_settings() -> Settings:
+    """The settings, once a broker answers (the broker benchmarks need one running)."""
+    from cli.commands.core import require_broker
+
+    settings = get_settings()
+    require_broker(settings)
+    return settings
+
+
+def _emit(result: dict[str, Any], as_json: bool) -> None:
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 
 @bench_app.command("pipeline")
@@ -29,14 +43,12 @@ def pipeline(
 ) -> None:
     """Worker events/s vs raw aiokafka consume in the same run; produce→state latency."""
     from bench.pipeline import BenchConfig, bench_pipeline
-    from cli.commands.core import require_broker
 
-    settings = get_settings()
-    require_broker(settings)
+    settings = _broker_settings()
     result = asyncio.run(
         bench_pipeline(settings, BenchConfig(events, keys, rate, seconds, warmup, keep_topics))
     )
-    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+    _emit(result, as_json)
 
 
 @bench_app.command("soak")
@@ -54,17 +66,15 @@ def soak(
 ) -> None:
     """Sustained load: consumer lag and worker RSS over time, then catch-up after a restart."""
     from bench.soak import SoakConfig, bench_soak
-    from cli.commands.core import require_broker
 
-    settings = get_settings()
-    require_broker(settings)
+    settings = _broker_settings()
     result = asyncio.run(
         bench_soak(
             settings,
             SoakConfig(minutes, rate, keys, stores, sample_s, fill=fill, keep_topics=keep_topics),
         )
     )
-    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+    _emit(result, as_json)
 
 
 @bench_app.command("vision")
@@ -83,7 +93,7 @@ def vision(
     result = bench_vision(
         model=model, threads=threads, seconds=seconds, ultralytics=ultralytics, imgsz=imgsz
     )
-    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+    _emit(result, as_json)
 
 
 @bench_app.command("scale")
@@ -98,14 +108,12 @@ def scale(
 ) -> None:
     """N keys on one worker: key-diverse events/s, RSS, disk per key, latency, recovery after kill -9."""
     from bench.scale import ScaleConfig, bench_scale
-    from cli.commands.core import require_broker
 
-    settings = get_settings()
-    require_broker(settings)
+    settings = _broker_settings()
     cfg = ScaleConfig(keys=keys, store=store or settings.store, events=events, rate=rate,
                       latency_seconds=seconds, keep_topics=keep_topics)
     result = asyncio.run(bench_scale(settings, cfg))
-    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+    _emit(result, as_json)
 
 
 def register(app: typer.Typer) -> None:
